@@ -1,0 +1,181 @@
+// Package mysqldb opens MySQL/MariaDB pools the way both services need them
+// (database created on first start, UTC times, interpolated parameters) and
+// runs transactions that are retried as a whole on deadlock and lock-wait
+// timeout.
+package mysqldb
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"regexp"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// MySQL error numbers the services translate.
+const (
+	ErDupEntry        = 1062
+	ErLockWaitTimeout = 1205
+	ErLockDeadlock    = 1213
+
+	erTooManyConnections = 1040
+)
+
+// maxTxAttempts bounds how often InTx runs a transaction that keeps hitting
+// deadlocks or lock-wait timeouts.
+const maxTxAttempts = 5
+
+var dbNamePattern = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
+
+// Config parses dsn and normalises it: parseTime on, UTC, client-side
+// parameter interpolation (one round trip per statement; values are still
+// escaped by the driver, never concatenated by us).
+func Config(dsn string) (*mysql.Config, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("parse mysql dsn: %w", err)
+	}
+	if !dbNamePattern.MatchString(cfg.DBName) {
+		return nil, fmt.Errorf("mysql dsn must name a database of letters, digits and underscores, got %q", cfg.DBName)
+	}
+	cfg.ParseTime = true
+	cfg.Loc = time.UTC
+	cfg.InterpolateParams = true
+	return cfg, nil
+}
+
+// RedactDSN returns dsn with its password masked, for logs.
+func RedactDSN(dsn string) string {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return "(invalid dsn)"
+	}
+	if cfg.Passwd != "" {
+		cfg.Passwd = "***"
+	}
+	return cfg.FormatDSN()
+}
+
+// Open creates the DSN's database if it does not exist and returns a pool of
+// at most maxConns connections to it, checked with a ping.
+func Open(ctx context.Context, dsn string, maxConns int) (*sql.DB, error) {
+	cfg, err := Config(dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := createDatabase(ctx, cfg); err != nil {
+		return nil, err
+	}
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("mysql connector: %w", err)
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
+	db.SetConnMaxLifetime(5 * time.Minute)
+	db.SetConnMaxIdleTime(time.Minute)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("ping %s: %w", cfg.Addr, err)
+	}
+	return db, nil
+}
+
+func createDatabase(ctx context.Context, cfg *mysql.Config) error {
+	server := cfg.Clone()
+	server.DBName = ""
+	conn, err := mysql.NewConnector(server)
+	if err != nil {
+		return fmt.Errorf("mysql connector: %w", err)
+	}
+	db := sql.OpenDB(conn)
+	defer db.Close()
+	// The name is checked against dbNamePattern, so quoting it is safe.
+	q := "CREATE DATABASE IF NOT EXISTS `" + cfg.DBName + "` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+	if _, err := db.ExecContext(ctx, q); err != nil {
+		return fmt.Errorf("create database %s on %s: %w", cfg.DBName, cfg.Addr, err)
+	}
+	return nil
+}
+
+// CommitError reports a failed COMMIT. The transaction may or may not have
+// been applied: callers must treat it as an unknown outcome, never retry
+// blindly.
+type CommitError struct{ Err error }
+
+func (e *CommitError) Error() string { return "commit (outcome unknown): " + e.Err.Error() }
+func (e *CommitError) Unwrap() error { return e.Err }
+
+// InTx runs fn in a READ COMMITTED transaction and commits it. If fn or the
+// commit fails, the transaction is rolled back. The whole transaction is run
+// again, up to a bounded number of times with jittered backoff, when MySQL
+// reports a deadlock (1213) or a lock-wait timeout (1205); fn must therefore be
+// safe to run more than once. A failed commit is returned as *CommitError.
+func InTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := runTx(ctx, db, fn)
+		if err == nil || !IsRetryable(err) || attempt == maxTxAttempts {
+			return err
+		}
+		backoff := time.Duration(attempt*attempt)*5*time.Millisecond + rand.N(5*time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(backoff):
+		}
+	}
+}
+
+func runTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return &CommitError{Err: err}
+	}
+	return nil
+}
+
+// IsRetryable reports whether err is a deadlock or lock-wait timeout, after
+// which the whole transaction can safely run again. A failed commit is not.
+func IsRetryable(err error) bool {
+	var ce *CommitError
+	if errors.As(err, &ce) {
+		return false
+	}
+	return hasNumber(err, ErLockDeadlock) || hasNumber(err, ErLockWaitTimeout)
+}
+
+// IsUnavailable reports whether err says the database could not be used for
+// now - unreachable, a lost connection, no answer in time, too many
+// connections, locks that stayed contended - rather than that it refused the
+// statement. Retrying later can succeed without anything being fixed.
+func IsUnavailable(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == erTooManyConnections || me.Number == ErLockDeadlock || me.Number == ErLockWaitTimeout
+	}
+	var ne net.Error
+	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne)
+}
+
+// IsDuplicate reports whether err is a unique-key violation (1062).
+func IsDuplicate(err error) bool { return hasNumber(err, ErDupEntry) }
+
+func hasNumber(err error, number uint16) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == number
+}
