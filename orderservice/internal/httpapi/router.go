@@ -1,0 +1,146 @@
+// Package httpapi is the order service's HTTP interface: the customer API
+// (/orders), the public catalog proxy (/catalog) and the health endpoints,
+// with problem+json errors for everything that is not an order.
+//
+// Order representation. Every field is always present except shortages,
+// which appears only on a rejection that named some. A value not known yet is
+// null: reason (null unless FAILED or COMPENSATING), totalCents and each
+// item's unitPriceCents (null until the product service priced the
+// reservation, i.e. until CONFIRMED), and each attempt's resolvedAt (null
+// while the attempt is SENT). Times are RFC 3339 in UTC.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/stockfence/stockfence/orderservice/internal/order"
+	"github.com/stockfence/stockfence/shared/bearer"
+	"github.com/stockfence/stockfence/shared/contract"
+	"github.com/stockfence/stockfence/shared/middleware"
+	"github.com/stockfence/stockfence/shared/problem"
+)
+
+// Problem codes of the order service, in addition to those of package
+// problem.
+const (
+	CodeIdempotencyKeyReused = "idempotency_key_reused"
+	CodeProductUnavailable   = "product_unavailable"
+	CodeNotReady             = "not_ready"
+	CodeAlreadySettled       = "already_settled"
+	CodeNotCancellable       = "not_cancellable"
+)
+
+// Service places and reads orders (internal/ordering.Service).
+type Service interface {
+	Place(ctx context.Context, customerID, idemKey string, items []contract.Item) (order.Order, bool, error)
+	Get(ctx context.Context, customerID, orderID string) (order.Order, error)
+	List(ctx context.Context, customerID, cursor string, limit int) (order.Page, error)
+	Cancel(ctx context.Context, customerID, orderID string) (order.Order, error)
+}
+
+// Catalog gives the product list that GET /catalog proxies. Any error means
+// the product service could not answer.
+type Catalog interface {
+	Catalog(ctx context.Context) (contract.ProductList, error)
+}
+
+// Readiness reports whether the service can serve: nil when its database is
+// reachable and migrated.
+type Readiness interface {
+	Ready(ctx context.Context) error
+}
+
+// Config holds what the handler needs.
+type Config struct {
+	Service   Service
+	Catalog   Catalog
+	Readiness Readiness
+	// JWTSecret is the HS256 key customer tokens are signed with.
+	JWTSecret []byte
+	// Ops, AdminToken, StuckAfter and Wake serve the operators' /ops API:
+	// ADMIN_TOKEN guards it, STUCK_AFTER flags orders, Wake pokes the
+	// recovery worker after a recheck.
+	Ops        Ops
+	AdminToken string
+	StuckAfter time.Duration
+	Wake       func()
+	// Reconciler serves GET /ops/reconcile; without it that path is 404.
+	Reconciler Reconciler
+	Logger     *slog.Logger
+}
+
+type handler struct {
+	svc        Service
+	catalog    Catalog
+	ready      Readiness
+	ops        Ops
+	reconciler Reconciler
+	stuckAfter time.Duration
+	wake       func()
+	logger     *slog.Logger
+}
+
+// New returns the service's HTTP handler. Every response carries an
+// X-Request-Id; panics become 500 problems; unknown routes are 404 and known
+// routes with another method 405 problems.
+func New(cfg Config) http.Handler {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	h := &handler{svc: cfg.Service, catalog: cfg.Catalog, ready: cfg.Readiness, ops: cfg.Ops,
+		reconciler: cfg.Reconciler, stuckAfter: cfg.StuckAfter, wake: cfg.Wake, logger: logger}
+	if h.wake == nil {
+		h.wake = func() {}
+	}
+
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, middleware.AccessLog(logger), middleware.Recover(logger))
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		problem.Write(w, problem.Newf(http.StatusNotFound, problem.CodeNotFound, "no resource at %s", r.URL.Path))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		if allowed := allowedMethods(r, req.URL.Path); allowed != "" {
+			w.Header().Set("Allow", allowed)
+		}
+		problem.Write(w, problem.Newf(http.StatusMethodNotAllowed, problem.CodeMethodNotAllowed, "%s is not allowed on %s", req.Method, req.URL.Path))
+	})
+
+	r.Get("/healthz", h.healthz)
+	r.Get("/readyz", h.readyz)
+	r.Get("/catalog", h.getCatalog)
+	r.Group(func(r chi.Router) {
+		r.Use(authenticate(cfg.JWTSecret))
+		r.Post("/orders", h.placeOrder)
+		r.Get("/orders", h.listOrders)
+		r.Get("/orders/{id}", h.getOrder)
+		r.Post("/orders/{id}/cancel", h.cancelOrder)
+	})
+	r.Group(func(r chi.Router) {
+		r.Use(bearer.Require(cfg.AdminToken))
+		r.Get("/ops/orders", h.listOpsOrders)
+		r.Post("/ops/orders/{id}/recheck", h.recheck)
+		if h.reconciler != nil {
+			r.Get("/ops/reconcile", h.reconcile)
+		}
+	})
+	return r
+}
+
+// allowedMethods lists the methods routed for path, for the Allow header of a
+// 405.
+func allowedMethods(r chi.Routes, path string) string {
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if r.Match(chi.NewRouteContext(), m, path) {
+			allowed = append(allowed, m)
+		}
+	}
+	return strings.Join(allowed, ", ")
+}
