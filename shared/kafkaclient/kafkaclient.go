@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"strconv"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -136,52 +138,94 @@ func (p *Producer) Close(timeout time.Duration) {
 type Handler func(ctx context.Context, m *kafka.Message) error
 
 // Consumer is one member of a consumer group.
+//
+// It watches itself: a member that has messages waiting but handles none for
+// StallAfter (a rebalance that never completes, a fetch that never returns:
+// failures seen with librdkafka when members are killed mid-rebalance) is
+// closed and created afresh, so it joins the group again and resumes from
+// the committed offsets. Without this, compensations or their results would
+// wait in the topic until someone restarted the process.
 type Consumer struct {
 	c      *kafka.Consumer
+	conf   kafka.ConfigMap
+	topics []string
 	logger *slog.Logger
+
+	// StallAfter is how long the member may hold back waiting messages
+	// before it is rebuilt; CheckEvery how often that is looked at. Set
+	// them before Run.
+	StallAfter, CheckEvery time.Duration
 }
+
+// Default watchdog settings: longer than a rebalance that waits for a dead
+// member (session timeout, then the rebalance timeout).
+const (
+	DefaultStallAfter = 45 * time.Second
+	DefaultCheckEvery = 5 * time.Second
+)
 
 // NewConsumer joins group on the comma-separated brokers and subscribes to
 // topics. A group without committed offsets starts from the earliest
 // message, so nothing published before its first start is missed. Offsets
 // are committed only by Run, after each message is handled.
 func NewConsumer(brokers, group string, topics []string, logger *slog.Logger) (*Consumer, error) {
-	c, err := kafka.NewConsumer(&kafka.ConfigMap{
-		"bootstrap.servers":        brokers,
-		"group.id":                 group,
-		"auto.offset.reset":        "earliest",
-		"enable.auto.commit":       false,
-		"enable.auto.offset.store": false,
-		"session.timeout.ms":       10000,
-		// Also the group's rebalance timeout: how long a rebalance waits for
-		// a member that died without leaving (SIGKILL) before going on
-		// without it. librdkafka's default, 5 min, would stall the
-		// member's partitions that long.
-		"max.poll.interval.ms":     20000,
-		"log_level":                logLevel,
-		"reconnect.backoff.max.ms": reconnectBackoffMaxMs,
-	})
+	c := &Consumer{
+		conf: kafka.ConfigMap{
+			"bootstrap.servers":        brokers,
+			"group.id":                 group,
+			"auto.offset.reset":        "earliest",
+			"enable.auto.commit":       false,
+			"enable.auto.offset.store": false,
+			"session.timeout.ms":       10000,
+			// Also the group's rebalance timeout: how long a rebalance
+			// waits for a member that died without leaving (SIGKILL)
+			// before going on without it. librdkafka's default, 5 min,
+			// would stall the member's partitions that long.
+			"max.poll.interval.ms":     20000,
+			"log_level":                logLevel,
+			"reconnect.backoff.max.ms": reconnectBackoffMaxMs,
+		},
+		topics:     topics,
+		logger:     logger.With("group", group),
+		StallAfter: DefaultStallAfter,
+		CheckEvery: DefaultCheckEvery,
+	}
+	var err error
+	if c.c, err = c.join(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// join creates a librdkafka consumer and subscribes it.
+func (c *Consumer) join() (*kafka.Consumer, error) {
+	kc, err := kafka.NewConsumer(&c.conf)
 	if err != nil {
 		return nil, fmt.Errorf("kafka consumer: %w", err)
 	}
-	if err := c.SubscribeTopics(topics, nil); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("subscribe to %v: %w", topics, err)
+	if err := kc.SubscribeTopics(c.topics, nil); err != nil {
+		kc.Close()
+		return nil, fmt.Errorf("subscribe to %v: %w", c.topics, err)
 	}
-	return &Consumer{c: c, logger: logger}, nil
+	return kc, nil
 }
 
 // Run hands every message to handle, one at a time, and commits its offset
 // once handle returns nil, until ctx ends; then it leaves the group. Broker
-// trouble is logged and waited out.
+// trouble is logged and waited out; a stalled member is rebuilt.
 func (c *Consumer) Run(ctx context.Context, handle Handler) {
-	defer func() {
-		if err := c.c.Close(); err != nil {
-			c.logger.Warn("kafka consumer close", "err", err)
-		}
-	}()
+	defer func() { c.close(c.c) }()
+	w := watchdog{lastHealthy: time.Now()}
+	nextCheck := time.Now().Add(c.CheckEvery)
 	var lastWarn time.Time
 	for ctx.Err() == nil {
+		if now := time.Now(); now.After(nextCheck) {
+			nextCheck = now.Add(c.CheckEvery)
+			if c.stalled(&w, now) {
+				c.rebuild()
+				w = watchdog{lastHealthy: time.Now()}
+			}
+		}
 		m, err := c.c.ReadMessage(200 * time.Millisecond)
 		if err != nil {
 			var kerr kafka.Error
@@ -197,6 +241,7 @@ func (c *Consumer) Run(ctx context.Context, handle Handler) {
 		if err := handle(ctx, m); err != nil {
 			return // ctx ended mid-message: it stays uncommitted
 		}
+		w.lastHealthy = time.Now()
 		for {
 			_, err := c.c.CommitMessage(m)
 			if err == nil || ctx.Err() != nil {
@@ -211,6 +256,161 @@ func (c *Consumer) Run(ctx context.Context, handle Handler) {
 			}
 		}
 	}
+}
+
+// watchdog is what Run remembers between checks for a stall.
+type watchdog struct {
+	lastHealthy time.Time        // last sign the member is not holding anything back
+	committed   map[string]int64 // the group's committed offsets at the last check
+}
+
+// stalled reports whether this member has shown no sign of health for
+// StallAfter. Signs of health: it handled a message; nothing waits on the
+// partitions assigned to it; or, when it has none assigned, nothing waits on
+// its topics or the group's committed offsets moved since the last check
+// (another member is making progress). A broker that cannot be asked gives no
+// sign either: a member cut off that long is rebuilt too, which costs a
+// rejoin and nothing else.
+func (c *Consumer) stalled(w *watchdog, now time.Time) bool {
+	if now.Sub(w.lastHealthy) < c.StallAfter {
+		return false
+	}
+	idle := now.Sub(w.lastHealthy).Round(time.Second)
+	backlog, assigned, err := c.check()
+	if err != nil {
+		c.logger.Warn("kafka consumer stalled: no answer from the broker; rejoining the group", "idle", idle, "err", err)
+		return true
+	}
+	committed := make(map[string]int64, len(backlog))
+	for _, p := range backlog {
+		committed[p.key()] = p.Committed
+	}
+	moved := w.committed == nil || !maps.Equal(committed, w.committed)
+	w.committed = committed
+	for _, p := range backlog {
+		if p.Lag > 0 && (assigned[p.key()] || (len(assigned) == 0 && !moved)) {
+			c.logger.Warn("kafka consumer stalled: messages wait but none were handled; rejoining the group",
+				"topic", p.Topic, "partition", p.Partition, "lag", p.Lag, "assigned", len(assigned), "idle", idle)
+			return true
+		}
+	}
+	w.lastHealthy = now
+	return false
+}
+
+// check returns the group's backlog on every partition of the consumer's
+// topics and the partitions assigned to this member.
+func (c *Consumer) check() ([]partitionLag, map[string]bool, error) {
+	parts, err := c.partitions()
+	if err != nil {
+		return nil, nil, err
+	}
+	backlog, err := c.backlog(parts)
+	if err != nil {
+		return nil, nil, err
+	}
+	tps, err := c.c.Assignment()
+	if err != nil {
+		return nil, nil, fmt.Errorf("assignment: %w", err)
+	}
+	assigned := make(map[string]bool, len(tps))
+	for _, tp := range tps {
+		assigned[partitionKey(*tp.Topic, tp.Partition)] = true
+	}
+	return backlog, assigned, nil
+}
+
+// rebuild replaces the librdkafka consumer with a new one that joins the
+// group afresh. Closing the old one (leaving the group) may itself hang on a
+// stuck coordinator: it is given a while, then abandoned.
+func (c *Consumer) rebuild() {
+	old := c.c
+	closed := make(chan struct{})
+	go func() {
+		c.close(old)
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(closeWait):
+		c.logger.Warn("kafka consumer did not close in time; abandoned")
+	}
+	for {
+		kc, err := c.join()
+		if err == nil {
+			c.c = kc
+			return
+		}
+		c.logger.Error("kafka consumer rebuild", "err", err)
+		time.Sleep(time.Second)
+	}
+}
+
+func (c *Consumer) close(kc *kafka.Consumer) {
+	if err := kc.Close(); err != nil {
+		c.logger.Warn("kafka consumer close", "err", err)
+	}
+}
+
+// partitionLag is how far a group is behind on one partition.
+type partitionLag struct {
+	Topic     string
+	Partition int32
+	// Committed is the group's committed offset (-1 when it has none);
+	// End the partition's high watermark; Lag the messages in between.
+	Committed, End, Lag int64
+}
+
+func (p partitionLag) key() string { return partitionKey(p.Topic, p.Partition) }
+
+func partitionKey(topic string, partition int32) string {
+	return topic + "/" + strconv.Itoa(int(partition))
+}
+
+// adminTimeoutMs bounds each question the watchdog asks the broker;
+// closeWait how long a stalled consumer is given to leave the group.
+const (
+	adminTimeoutMs = 5000
+	closeWait      = 5 * time.Second
+)
+
+// partitions lists every partition of the consumer's topics.
+func (c *Consumer) partitions() ([]kafka.TopicPartition, error) {
+	var parts []kafka.TopicPartition
+	for _, topic := range c.topics {
+		md, err := c.c.GetMetadata(&topic, false, adminTimeoutMs)
+		if err != nil {
+			return nil, fmt.Errorf("metadata of %s: %w", topic, err)
+		}
+		for _, p := range md.Topics[topic].Partitions {
+			parts = append(parts, kafka.TopicPartition{Topic: &topic, Partition: p.ID})
+		}
+	}
+	return parts, nil
+}
+
+// backlog compares the group's committed offsets with the partitions' ends.
+func (c *Consumer) backlog(parts []kafka.TopicPartition) ([]partitionLag, error) {
+	committed, err := c.c.Committed(parts, adminTimeoutMs)
+	if err != nil {
+		return nil, fmt.Errorf("committed offsets: %w", err)
+	}
+	lags := make([]partitionLag, 0, len(committed))
+	for _, tp := range committed {
+		low, high, err := c.c.QueryWatermarkOffsets(*tp.Topic, tp.Partition, adminTimeoutMs)
+		if err != nil {
+			return nil, fmt.Errorf("watermarks of %s/%d: %w", *tp.Topic, tp.Partition, err)
+		}
+		pl := partitionLag{Topic: *tp.Topic, Partition: tp.Partition, Committed: -1, End: high}
+		from := low // no commit yet: the group starts at the earliest message
+		if tp.Offset >= 0 {
+			pl.Committed = int64(tp.Offset)
+			from = max(pl.Committed, low)
+		}
+		pl.Lag = max(high-from, 0)
+		lags = append(lags, pl)
+	}
+	return lags, nil
 }
 
 // Header returns the value of header key of m, "" when absent.

@@ -6,11 +6,13 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stockfence/stockfence/shared/kafkaclient"
 )
@@ -111,4 +113,70 @@ func TestPublishFailsWhenUndeliverable(t *testing.T) {
 	if errs[0] == nil || !errors.As(errs[0], &kerr) {
 		t.Fatalf("publish to no broker = %v, want a delivery error", errs[0])
 	}
+}
+
+// TestStalledMemberRejoins: a member whose fetches the broker never answers
+// (as when librdkafka is stuck mid-rebalance) holds a waiting message; the
+// watchdog rebuilds it and the message is handled long before librdkafka's
+// own request timeout (60 s) would notice.
+func TestStalledMemberRejoins(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.Ports(0), kfake.SeedTopics(1, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	addr := c.ListenAddrs()[0]
+
+	cons, err := kafkaclient.NewConsumer(addr, "g", []string{"t"}, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons.StallAfter, cons.CheckEvery = 3*time.Second, 500*time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	handled := make(chan string, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		cons.Run(ctx, func(ctx context.Context, m *kafka.Message) error {
+			handled <- string(m.Value)
+			return nil
+		})
+	}()
+
+	// Swallow every fetch for 8 s: the member is assigned the partition but
+	// never sees what waits in it.
+	swallowUntil := time.Now().Add(8 * time.Second)
+	var swallowed atomic.Int32
+	c.ControlKey(int16(kmsg.Fetch), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if time.Now().Before(swallowUntil) {
+			swallowed.Add(1)
+			return nil, nil, true
+		}
+		return nil, nil, false
+	})
+	p, err := kafkaclient.NewProducer(addr, "test", 10*time.Second, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(time.Second)
+	if err := p.Publish(ctx, kafkaclient.Message{Topic: "t", Value: []byte("x")})[0]; err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	select {
+	case v := <-handled:
+		if v != "x" {
+			t.Fatalf("handled %q, want x", v)
+		}
+		if swallowed.Load() == 0 {
+			t.Fatal("no fetch was swallowed: the test did not stall the member")
+		}
+		t.Logf("handled %v after publishing (%d fetches swallowed)", time.Since(start).Round(100*time.Millisecond), swallowed.Load())
+	case <-time.After(25 * time.Second):
+		t.Fatal("the stalled member never handled the waiting message")
+	}
+	cancel()
+	<-done
 }
