@@ -3,6 +3,7 @@ package order
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/stockfence/stockfence/shared/contract"
@@ -73,16 +74,11 @@ func (o Order) ApplyResult(attemptID string, status contract.AttemptStatus, now 
 	if o.Status != StatusCancelling && o.Status != StatusCompensating {
 		return o, fmt.Errorf("%w: order %s is %s", ErrAttemptNotOpen, o.ID, o.Status)
 	}
-	idx := -1
-	for i, a := range o.Attempts {
-		if a.ID == attemptID && (a.Status == AttemptSent || a.Status == AttemptApplied) {
-			idx = i
-		}
-	}
-	if idx < 0 {
+	if a, ok := o.AwaitedAttempt(); !ok || a.ID != attemptID {
 		return o, fmt.Errorf("%w: order %s does not wait on attempt %s", ErrAttemptNotOpen, o.ID, attemptID)
 	}
 	n := o.clone()
+	idx := slices.IndexFunc(n.Attempts, func(a Attempt) bool { return a.ID == attemptID })
 	n.Attempts[idx].Status = AttemptStatus(status)
 	if n.Attempts[idx].ResolvedAt == nil {
 		n.Attempts[idx].ResolvedAt = &now
@@ -95,6 +91,21 @@ func (o Order) ApplyResult(attemptID string, status contract.AttemptStatus, now 
 		n.Status = StatusFailed
 	}
 	return n, nil
+}
+
+// AwaitedAttempt returns the attempt whose compensation a CANCELLING or
+// COMPENSATING order waits for (the one that may still hold stock); false
+// for an order in any other status.
+func (o Order) AwaitedAttempt() (Attempt, bool) {
+	if o.Status != StatusCancelling && o.Status != StatusCompensating {
+		return Attempt{}, false
+	}
+	for _, a := range o.Attempts {
+		if a.Status == AttemptSent || a.Status == AttemptApplied {
+			return a, true
+		}
+	}
+	return Attempt{}, false
 }
 
 // ResultWait is how long an order waits for the result of its compensation

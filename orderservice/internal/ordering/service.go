@@ -55,6 +55,9 @@ type Store interface {
 	// ResendCompensation makes the order's sent compensation due for
 	// publishing again.
 	ResendCompensation(ctx context.Context, orderID string) error
+	// ApplyResult settles a CANCELLING or COMPENSATING order with the
+	// outcome of its compensation, idempotently.
+	ApplyResult(ctx context.Context, r contract.CompensationResult) (order.Order, error)
 }
 
 // Product is the product service as the flow needs it.
@@ -208,14 +211,41 @@ func (s *Service) Advance(ctx context.Context, orderID string) (order.Order, err
 		return order.Order{}, err
 	}
 	if o.NextStep(time.Now().UTC()) == order.StepResendCompensation {
-		if err := s.store.ResendCompensation(ctx, o.ID); err != nil {
-			return o, fmt.Errorf("resend compensation: %w", err)
-		}
-		s.outbox()
-		s.logger.WarnContext(ctx, "no compensation result in time; compensation sent again", "orderId", o.ID, "status", o.Status)
-		return o, errAwaitedResult
+		return s.awaitCompensation(ctx, o)
 	}
 	return s.drive(ctx, o, false, false)
+}
+
+// awaitCompensation settles a CANCELLING or COMPENSATING order whose
+// compensation result is overdue. It asks the product side's attempt log
+// first (resolving fences an attempt that never arrived, which is what the
+// compensation would do to it): an attempt that holds no stock any more
+// settles the order as its result would have, so orders end even when
+// results stop coming over Kafka. An attempt still APPLIED, or no answer,
+// means the compensation has not been applied yet: it is sent again.
+func (s *Service) awaitCompensation(ctx context.Context, o order.Order) (order.Order, error) {
+	if a, ok := o.AwaitedAttempt(); ok {
+		rctx, cancel := context.WithTimeout(ctx, s.timeout)
+		res, err := s.product.Resolve(rctx, a.ID, o.ID)
+		cancel()
+		switch {
+		case err != nil:
+			s.logger.WarnContext(ctx, "compensation result overdue; attempt not resolved", "orderId", o.ID, "attemptId", a.ID, "err", err)
+		case res.Status != contract.StatusApplied:
+			settled, err := s.store.ApplyResult(ctx, contract.CompensationResult{OrderID: o.ID, AttemptID: a.ID, Status: res.Status})
+			if err != nil {
+				return o, fmt.Errorf("store compensation result: %w", err)
+			}
+			s.logger.InfoContext(ctx, "compensation result overdue; settled from the attempt log", "orderId", o.ID, "attemptId", a.ID, "attempt", res.Status, "status", settled.Status)
+			return settled, nil
+		}
+	}
+	if err := s.store.ResendCompensation(ctx, o.ID); err != nil {
+		return o, fmt.Errorf("resend compensation: %w", err)
+	}
+	s.outbox()
+	s.logger.WarnContext(ctx, "no compensation result in time; compensation sent again", "orderId", o.ID, "status", o.Status)
+	return o, errAwaitedResult
 }
 
 // drive moves a PENDING order forward until it leaves PENDING or cannot go

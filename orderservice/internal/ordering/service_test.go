@@ -19,6 +19,7 @@ type fakeStore struct {
 	keys      map[string]string // key -> order id
 	hashes    map[string]string // key -> request hash
 	unknown   map[string]string // order id -> last error
+	resent    []string          // order ids whose compensation was resent
 	settleErr error
 	createErr error
 }
@@ -134,7 +135,23 @@ func (f *fakeStore) Cancel(_ context.Context, customerID, orderID string) (order
 	return n, nil
 }
 
-func (f *fakeStore) ResendCompensation(context.Context, string) error { return nil }
+func (f *fakeStore) ResendCompensation(_ context.Context, orderID string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.resent = append(f.resent, orderID)
+	return nil
+}
+
+func (f *fakeStore) ApplyResult(_ context.Context, r contract.CompensationResult) (order.Order, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n, err := f.orders[r.OrderID].ApplyResult(r.AttemptID, r.Status, time.Now().UTC())
+	if err != nil {
+		return f.orders[r.OrderID], nil
+	}
+	f.orders[r.OrderID] = n
+	return n, nil
+}
 
 func (f *fakeStore) RecordUnknown(_ context.Context, orderID, errText string) error {
 	f.mu.Lock()
@@ -498,6 +515,58 @@ func TestAdvance(t *testing.T) {
 			}
 			if n := tt.product.count(); n != tt.reserves {
 				t.Fatalf("reserve calls = %d, want %d", n, tt.reserves)
+			}
+		})
+	}
+}
+
+// TestAdvanceOverdueCompensation: a CANCELLING or COMPENSATING order whose
+// compensation result did not come is settled from the product side's
+// attempt log when the attempt holds nothing any more, and has its
+// compensation sent again when it still does or the log cannot be asked.
+func TestAdvanceOverdueCompensation(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		status  order.Status // CANCELLING or COMPENSATING
+		attempt order.AttemptStatus
+		logged  contract.AttemptStatus // what resolving answers; "": no answer
+		want    order.Status
+		resent  bool
+	}{
+		{"cancelled order compensated", order.StatusCancelling, order.AttemptApplied, contract.StatusCompensated, order.StatusCancelled, false},
+		{"cancelled pending order fenced", order.StatusCancelling, order.AttemptSent, contract.StatusAborted, order.StatusCancelled, false},
+		{"cancelled pending order rejected", order.StatusCancelling, order.AttemptSent, contract.StatusRejected, order.StatusCancelled, false},
+		{"mismatch compensated", order.StatusCompensating, order.AttemptApplied, contract.StatusCompensated, order.StatusFailed, false},
+		{"still applied", order.StatusCancelling, order.AttemptApplied, contract.StatusApplied, order.StatusCancelling, true},
+		{"log unreachable", order.StatusCancelling, order.AttemptApplied, "", order.StatusCancelling, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store := newFakeStore()
+			now := time.Now().UTC()
+			o := order.New("o1", "a1", "alice", items, now, now)
+			o.Status, o.Attempts[0].Status = tt.status, tt.attempt
+			store.orders[o.ID] = o
+			p := &fakeProduct{fn: apply}
+			if tt.logged != "" {
+				p.resolveFn = func(_ context.Context, attemptID, orderID string) (contract.Reservation, error) {
+					return contract.Reservation{AttemptID: attemptID, OrderID: orderID, Status: tt.logged}, nil
+				}
+			}
+			svc := ordering.New(store, p, ordering.Config{SyncBudget: time.Second, ProductTimeout: 50 * time.Millisecond})
+			got, err := svc.Advance(context.Background(), o.ID)
+			if got.Status != tt.want {
+				t.Fatalf("status = %s (err %v), want %s", got.Status, err, tt.want)
+			}
+			if (err != nil) != tt.resent || (len(store.resent) == 1) != tt.resent {
+				t.Fatalf("err = %v, resent = %v; want resent %v", err, store.resent, tt.resent)
+			}
+			if !tt.resent && got.Attempts[0].Status != order.AttemptStatus(tt.logged) {
+				t.Fatalf("attempt = %s, want %s as logged", got.Attempts[0].Status, tt.logged)
+			}
+			if p.count() != 0 {
+				t.Fatalf("reserve calls = %d, want none", p.count())
 			}
 		})
 	}
