@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"strconv"
 	"time"
 
@@ -139,21 +138,25 @@ type Handler func(ctx context.Context, m *kafka.Message) error
 
 // Consumer is one member of a consumer group.
 //
-// It watches itself: a member that has messages waiting but handles none for
-// StallAfter (a rebalance that never completes, a fetch that never returns:
-// failures seen with librdkafka when members are killed mid-rebalance) is
-// closed and created afresh, so it joins the group again and resumes from
-// the committed offsets. Without this, compensations or their results would
-// wait in the topic until someone restarted the process.
+// It watches the group: when messages wait on a partition and the group's
+// committed offset there has not moved for StallAfter, or the broker has not
+// answered for that long, the member is closed and created afresh, so it
+// joins the group again and resumes from the committed offsets. A rejoin
+// starts a rebalance, which also drops a member that died without its
+// session ever timing out: kfake can keep a member that was killed while its
+// JoinGroup answer was on the way, and its partitions then wait forever.
+// Without this, compensations or their results would wait in the topic until
+// someone restarted a process.
 type Consumer struct {
 	c      *kafka.Consumer
 	conf   kafka.ConfigMap
 	topics []string
 	logger *slog.Logger
 
-	// StallAfter is how long the member may hold back waiting messages
-	// before it is rebuilt; CheckEvery how often that is looked at. Set
-	// them before Run.
+	// StallAfter is how long messages may wait on a partition whose
+	// committed offset does not move before the member is rebuilt;
+	// CheckEvery how often the group's progress is looked at. Set them
+	// before Run.
 	StallAfter, CheckEvery time.Duration
 }
 
@@ -212,19 +215,21 @@ func (c *Consumer) join() (*kafka.Consumer, error) {
 
 // Run hands every message to handle, one at a time, and commits its offset
 // once handle returns nil, until ctx ends; then it leaves the group. Broker
-// trouble is logged and waited out; a stalled member is rebuilt.
+// trouble is logged and waited out; a stalled group is rejoined.
 func (c *Consumer) Run(ctx context.Context, handle Handler) {
 	defer func() { c.close(c.c) }()
-	w := watchdog{lastHealthy: time.Now()}
+	w := newWatchdog(c.StallAfter, time.Now())
 	nextCheck := time.Now().Add(c.CheckEvery)
 	var lastWarn time.Time
 	for ctx.Err() == nil {
 		if now := time.Now(); now.After(nextCheck) {
-			nextCheck = now.Add(c.CheckEvery)
-			if c.stalled(&w, now) {
+			backlog, err := c.backlog()
+			if reason := w.observe(now, backlog, err); reason != "" {
+				c.logger.Warn("kafka consumer group stalled; rejoining", "reason", reason)
 				c.rebuild()
-				w = watchdog{lastHealthy: time.Now()}
+				w = newWatchdog(c.StallAfter, time.Now())
 			}
+			nextCheck = time.Now().Add(c.CheckEvery)
 		}
 		m, err := c.c.ReadMessage(200 * time.Millisecond)
 		if err != nil {
@@ -241,7 +246,6 @@ func (c *Consumer) Run(ctx context.Context, handle Handler) {
 		if err := handle(ctx, m); err != nil {
 			return // ctx ended mid-message: it stays uncommitted
 		}
-		w.lastHealthy = time.Now()
 		for {
 			_, err := c.c.CommitMessage(m)
 			if err == nil || ctx.Err() != nil {
@@ -258,66 +262,62 @@ func (c *Consumer) Run(ctx context.Context, handle Handler) {
 	}
 }
 
-// watchdog is what Run remembers between checks for a stall.
+// watchdog decides, from successive looks at the group's backlog, whether
+// the group is stalled.
 type watchdog struct {
-	lastHealthy time.Time        // last sign the member is not holding anything back
-	committed   map[string]int64 // the group's committed offsets at the last check
+	stallAfter time.Duration
+	lastAnswer time.Time // the broker last answered
+	// waiting holds, for each partition with messages waiting, the
+	// committed offset last seen and since when it has not moved.
+	waiting map[string]stuckSince
 }
 
-// stalled reports whether this member has shown no sign of health for
-// StallAfter. Signs of health: it handled a message; nothing waits on the
-// partitions assigned to it; or, when it has none assigned, nothing waits on
-// its topics or the group's committed offsets moved since the last check
-// (another member is making progress). A broker that cannot be asked gives no
-// sign either: a member cut off that long is rebuilt too, which costs a
-// rejoin and nothing else.
-func (c *Consumer) stalled(w *watchdog, now time.Time) bool {
-	if now.Sub(w.lastHealthy) < c.StallAfter {
-		return false
-	}
-	idle := now.Sub(w.lastHealthy).Round(time.Second)
-	backlog, assigned, err := c.check()
+type stuckSince struct {
+	committed int64
+	since     time.Time
+}
+
+func newWatchdog(stallAfter time.Duration, now time.Time) *watchdog {
+	return &watchdog{stallAfter: stallAfter, lastAnswer: now, waiting: map[string]stuckSince{}}
+}
+
+// observe takes one look at the backlog (or the error asking for it) at now
+// and returns why the group is stalled, or "" when it is not: a partition
+// has had messages waiting with its committed offset unmoved for
+// stallAfter, or the broker has not answered for stallAfter (a member cut
+// off that long loses nothing by rejoining).
+func (w *watchdog) observe(now time.Time, backlog []partitionLag, err error) string {
 	if err != nil {
-		c.logger.Warn("kafka consumer stalled: no answer from the broker; rejoining the group", "idle", idle, "err", err)
-		return true
+		if now.Sub(w.lastAnswer) >= w.stallAfter {
+			return fmt.Sprintf("no answer from the broker for %v: %v", now.Sub(w.lastAnswer).Round(time.Second), err)
+		}
+		return ""
 	}
-	committed := make(map[string]int64, len(backlog))
+	w.lastAnswer = now
+	seen := make(map[string]bool, len(backlog))
+	stalled := ""
 	for _, p := range backlog {
-		committed[p.key()] = p.Committed
-	}
-	moved := w.committed == nil || !maps.Equal(committed, w.committed)
-	w.committed = committed
-	for _, p := range backlog {
-		if p.Lag > 0 && (assigned[p.key()] || (len(assigned) == 0 && !moved)) {
-			c.logger.Warn("kafka consumer stalled: messages wait but none were handled; rejoining the group",
-				"topic", p.Topic, "partition", p.Partition, "lag", p.Lag, "assigned", len(assigned), "idle", idle)
-			return true
+		if p.Lag == 0 {
+			continue
+		}
+		key := p.key()
+		seen[key] = true
+		prev, ok := w.waiting[key]
+		if !ok || prev.committed != p.Committed {
+			w.waiting[key] = stuckSince{committed: p.Committed, since: now}
+			continue
+		}
+		if now.Sub(prev.since) >= w.stallAfter && stalled == "" {
+			stalled = fmt.Sprintf("%s: %d messages wait and the committed offset %d has not moved for %v",
+				key, p.Lag, p.Committed, now.Sub(prev.since).Round(time.Second))
 		}
 	}
-	w.lastHealthy = now
-	return false
-}
-
-// check returns the group's backlog on every partition of the consumer's
-// topics and the partitions assigned to this member.
-func (c *Consumer) check() ([]partitionLag, map[string]bool, error) {
-	parts, err := c.partitions()
-	if err != nil {
-		return nil, nil, err
+	for key := range w.waiting {
+		if !seen[key] {
+			delete(w.waiting, key)
+		}
 	}
-	backlog, err := c.backlog(parts)
-	if err != nil {
-		return nil, nil, err
-	}
-	tps, err := c.c.Assignment()
-	if err != nil {
-		return nil, nil, fmt.Errorf("assignment: %w", err)
-	}
-	assigned := make(map[string]bool, len(tps))
-	for _, tp := range tps {
-		assigned[partitionKey(*tp.Topic, tp.Partition)] = true
-	}
-	return backlog, assigned, nil
+	return stalled
 }
 
 // rebuild replaces the librdkafka consumer with a new one that joins the
@@ -374,8 +374,9 @@ const (
 	closeWait      = 5 * time.Second
 )
 
-// partitions lists every partition of the consumer's topics.
-func (c *Consumer) partitions() ([]kafka.TopicPartition, error) {
+// backlog compares the group's committed offsets with the ends of every
+// partition of the consumer's topics.
+func (c *Consumer) backlog() ([]partitionLag, error) {
 	var parts []kafka.TopicPartition
 	for _, topic := range c.topics {
 		md, err := c.c.GetMetadata(&topic, false, adminTimeoutMs)
@@ -386,11 +387,6 @@ func (c *Consumer) partitions() ([]kafka.TopicPartition, error) {
 			parts = append(parts, kafka.TopicPartition{Topic: &topic, Partition: p.ID})
 		}
 	}
-	return parts, nil
-}
-
-// backlog compares the group's committed offsets with the partitions' ends.
-func (c *Consumer) backlog(parts []kafka.TopicPartition) ([]partitionLag, error) {
 	committed, err := c.c.Committed(parts, adminTimeoutMs)
 	if err != nil {
 		return nil, fmt.Errorf("committed offsets: %w", err)
