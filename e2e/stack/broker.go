@@ -40,6 +40,10 @@ type Broker struct {
 	addr    string
 	log     *brokerLog
 
+	// advertised, when set, is the address the broker tells clients to
+	// connect to instead of its own (a fault proxy in front of it).
+	advertised atomic.Pointer[net.TCPAddr]
+
 	// mu serialises Start, Stop and Close; cluster is also read without it,
 	// by Running.
 	mu      sync.Mutex
@@ -89,6 +93,34 @@ func StartBroker(dataDir string, port int) (*Broker, error) {
 // Addr returns "127.0.0.1:<port>", the bootstrap address clients use
 // (KAFKA_BROKERS). It is the same before and after any Stop and Start.
 func (b *Broker) Addr() string { return b.addr }
+
+// Advertise makes the broker tell clients, in its metadata and coordinator
+// answers, to connect to addr (a host:port) instead of to itself: put a
+// proxy at addr that forwards to Addr() and every client connection, after
+// the bootstrap one, goes through it. It takes effect at once, also while
+// running, and lasts across Stop and Start.
+func (b *Broker) Advertise(addr string) error {
+	a, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("advertise %q: %w", addr, err)
+	}
+	b.advertised.Store(a)
+	return nil
+}
+
+// advertisingListener is the broker's listener, reporting the advertised
+// address (if any) as its own: kfake advertises its listener's address.
+type advertisingListener struct {
+	net.Listener
+	b *Broker
+}
+
+func (l advertisingListener) Addr() net.Addr {
+	if a := l.b.advertised.Load(); a != nil {
+		return a
+	}
+	return l.Listener.Addr()
+}
 
 // Stop takes the broker away as a Kafka outage would: the listener and every
 // client connection are closed, so new connections are refused. The state is
@@ -167,6 +199,13 @@ func (b *Broker) newCluster() (*kfake.Cluster, error) {
 	reload := statErr == nil
 	c, err := kfake.NewCluster(
 		kfake.Ports(b.port),
+		kfake.ListenFn(func(network, address string) (net.Listener, error) {
+			ln, err := net.Listen(network, address)
+			if err != nil {
+				return nil, err
+			}
+			return advertisingListener{Listener: ln, b: b}, nil
+		}),
 		kfake.DataDir(b.dataDir),
 		kfake.SeedTopics(brokerPartitions, contract.Topics...),
 		kfake.WithLogger(b.log),
@@ -192,7 +231,7 @@ func (b *Broker) newCluster() (*kfake.Cluster, error) {
 	if len(created) > 0 {
 		what += ", created missing topics " + strings.Join(created, ", ")
 	}
-	b.log.notef("started on %s (%s)", c.ListenAddrs()[0], what)
+	b.log.notef("started (%s)", what)
 	return c, nil
 }
 

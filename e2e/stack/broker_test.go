@@ -18,6 +18,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/stockfence/stockfence/e2e/faults"
 	"github.com/stockfence/stockfence/e2e/stack"
 	"github.com/stockfence/stockfence/shared/contract"
 	"github.com/stockfence/stockfence/shared/kafkaclient"
@@ -313,4 +314,38 @@ func consume(t *testing.T, addr, group string, n int) []string {
 		t.Fatalf("group %s consumed %v within 15 s, want %d messages", group, got, n)
 	}
 	return got
+}
+
+// TestBrokerAdvertise: once the broker advertises a proxy, clients that
+// bootstrap from the broker itself still reach it only through the proxy: with
+// the proxy down nothing is delivered, with it up again everything is.
+func TestBrokerAdvertise(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, t.TempDir())
+	proxy, err := faults.NewProxy("kafka", b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	if err := b.Advertise(proxy.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if err := proxy.Down(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := kafkaclient.NewProducer(b.Addr(), "advertise", deliveryTimeout, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(time.Second)
+	msg := kafkaclient.Message{Topic: contract.TopicCompensations, Value: []byte("x")}
+	if err := p.Publish(t.Context(), msg)[0]; err == nil {
+		t.Fatal("delivered with the advertised proxy down: the client bypassed the proxy")
+	}
+	if err := proxy.Up(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Publish(t.Context(), msg)[0]; err != nil {
+		t.Fatalf("not delivered through the proxy: %v", err)
+	}
 }
