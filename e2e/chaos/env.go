@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"time"
@@ -47,9 +48,15 @@ type Config struct {
 //
 //	order[i] -> Gateways[i] (502 after forwarding) -> Links[i] (TCP) -> product[i]
 //	order[*] -> OrdersDB (TCP) -> MariaDB;  product[*] -> ProductsDB (TCP) -> MariaDB
-//	everyone -> Broker (stopped and started)
+//	everyone -> Kafka (TCP) -> Broker (also stopped and started)
+//
+// The broker advertises the Kafka proxy's address, so every client
+// connection goes through it; kfake advertises one address, so the link is
+// one proxy shared by all four service instances.
 type Env struct {
 	Stack      *stack.Stack
+	Broker     *stack.Broker
+	Kafka      *faults.Proxy
 	Orders     []*stack.Process
 	Products   []*stack.Process
 	Gateways   []*faults.BadGateway
@@ -78,6 +85,9 @@ func Start(ctx context.Context, cfg Config) (env *Env, err error) {
 	if env.OrdersDB, err = dbProxy(env, "orders-db", cfg.OrdersDSN); err != nil {
 		return env, err
 	}
+	if err := env.kafka(cfg.LogDir); err != nil {
+		return env, err
+	}
 	productPort, err := freePort()
 	if err != nil {
 		return env, err
@@ -89,14 +99,15 @@ func Start(ctx context.Context, cfg Config) (env *Env, err error) {
 	productEnv := map[string]string{"PRODUCT_MYSQL_DSN": viaProxy(cfg.ProductsDSN, env.ProductsDB)}
 	orderEnv := map[string]string{"PRODUCT_URL": gw.URL(), "ORDER_MYSQL_DSN": viaProxy(cfg.OrdersDSN, env.OrdersDB)}
 	env.Stack, err = stack.Start(ctx, stack.Options{
-		BinDir:      cfg.BinDir,
-		LogDir:      cfg.LogDir,
-		ProductsDSN: cfg.ProductsDSN,
-		OrdersDSN:   cfg.OrdersDSN,
-		ProductPort: productPort,
-		Env:         serviceEnv,
-		ProductEnv:  productEnv,
-		OrderEnv:    orderEnv,
+		BinDir:       cfg.BinDir,
+		LogDir:       cfg.LogDir,
+		ProductsDSN:  cfg.ProductsDSN,
+		OrdersDSN:    cfg.OrdersDSN,
+		ProductPort:  productPort,
+		KafkaBrokers: env.Kafka.Addr(),
+		Env:          serviceEnv,
+		ProductEnv:   productEnv,
+		OrderEnv:     orderEnv,
 	})
 	if err != nil {
 		return env, err
@@ -153,6 +164,22 @@ func (env *Env) link(i int, addr string) (*faults.BadGateway, error) {
 	return gw, nil
 }
 
+// kafka starts the broker, with its data in dir/kafka, behind the Kafka
+// link proxy.
+func (env *Env) kafka(dir string) error {
+	b, err := stack.StartBroker(filepath.Join(dir, "kafka"), 0)
+	if err != nil {
+		return err
+	}
+	env.Broker = b
+	env.closers = append(env.closers, b.Close)
+	if env.Kafka, err = faults.NewProxy("kafka-link", b.Addr()); err != nil {
+		return err
+	}
+	env.closers = append(env.closers, env.Kafka.Close)
+	return b.Advertise(env.Kafka.Addr())
+}
+
 func dbProxy(env *Env, name, dsn string) (*faults.Proxy, error) {
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
@@ -186,15 +213,13 @@ func freePort() (int, error) {
 // broker running, every service process running again.
 func (env *Env) Heal(ctx context.Context) error {
 	var errs []error
-	for _, p := range slices.Concat(env.Links, []*faults.Proxy{env.OrdersDB, env.ProductsDB}) {
+	for _, p := range slices.Concat(env.Links, []*faults.Proxy{env.OrdersDB, env.ProductsDB, env.Kafka}) {
 		errs = append(errs, p.Up(), p.Clear())
 	}
 	for _, gw := range env.Gateways {
 		gw.Heal()
 	}
-	if b := env.Stack.Broker; b != nil {
-		errs = append(errs, b.Start())
-	}
+	errs = append(errs, env.Broker.Start())
 	for _, p := range slices.Concat(env.Products, env.Orders) {
 		if !p.Running() {
 			errs = append(errs, p.Restart(ctx))

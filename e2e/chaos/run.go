@@ -39,7 +39,9 @@ type Result struct {
 	Report    oracle.Report
 	Reconcile string
 	DLQ       int
-	Err       error
+	// Lag is the consumer groups' backlog when the settle check ended.
+	Lag int64
+	Err error
 }
 
 // Failed reports whether the scenario broke an invariant or could not run.
@@ -68,15 +70,27 @@ func Run(ctx context.Context, env *Env, sc Scenario, seed uint64, plan Plan) Res
 		return res
 	}
 
-	var last oracle.Report
+	// Settled: every order, the outbox drained, and both consumer groups
+	// caught up with their topics. A broker that cannot be asked yet (it
+	// may just have come back) counts as not caught up.
+	var (
+		last    oracle.Report
+		lagInfo string
+		lagErr  error
+	)
 	res.Settle, res.Err = waitFor(ctx, plan.SettleBound, func() (bool, error) {
 		var err error
 		last, err = oracle.Check(ctx, env.ProductsData, env.OrdersData, oracle.Options{})
-		return err == nil && last.Unsettled == 0 && last.UnsentOutbox == 0, err
+		if err != nil || last.Unsettled > 0 || last.UnsentOutbox > 0 {
+			return false, err
+		}
+		res.Lag, lagInfo, lagErr = env.consumerLag(ctx)
+		return lagErr == nil && res.Lag == 0, nil
 	})
 	if res.Err != nil {
 		res.Report = last
-		res.Err = fmt.Errorf("settle: %w (%d unsettled, %d unsent): %s", res.Err, last.Unsettled, last.UnsentOutbox, env.unsettled(ctx))
+		res.Err = fmt.Errorf("settle: %w (%d unsettled, %d unsent, consumer lag %d %s %v): %s",
+			res.Err, last.Unsettled, last.UnsentOutbox, res.Lag, lagInfo, lagErr, env.unsettled(ctx))
 		return res
 	}
 	if res.Report, res.Err = oracle.Check(ctx, env.ProductsData, env.OrdersData, oracle.Options{Settled: true}); res.Err != nil {
@@ -162,7 +176,7 @@ func (env *Env) adminGet(ctx context.Context, url string, v any) error {
 // Table formats results as the suite's summary.
 func Table(results []Result) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-17s %-20s %7s %7s %6s %10s %-8s %4s %s\n", "scenario", "seed", "orders", "cancels", "faults", "settle", "reconcile", "dlq", "violations")
+	fmt.Fprintf(&b, "%-17s %-20s %7s %7s %6s %10s %-9s %4s %4s %s\n", "scenario", "seed", "orders", "cancels", "faults", "settle", "reconcile", "lag", "dlq", "violations")
 	for _, r := range results {
 		verdict := fmt.Sprint(len(r.Report.Violations))
 		if r.Err != nil {
@@ -172,8 +186,8 @@ func Table(results []Result) string {
 		if rec != "agrees" && rec != "" {
 			rec = "NO"
 		}
-		fmt.Fprintf(&b, "%-17s %-20d %7d %7d %6d %10s %-8s %4d %s\n", r.Scenario, r.Seed, r.Orders, r.Cancels, r.Faults,
-			r.Settle.Round(10*time.Millisecond), rec, r.DLQ, verdict)
+		fmt.Fprintf(&b, "%-17s %-20d %7d %7d %6d %10s %-9s %4d %4d %s\n", r.Scenario, r.Seed, r.Orders, r.Cancels, r.Faults,
+			r.Settle.Round(10*time.Millisecond), rec, r.Lag, r.DLQ, verdict)
 	}
 	return b.String()
 }

@@ -69,7 +69,21 @@ func Scenarios() []Scenario {
 			}
 			return func() error { return each([]*faults.Proxy{env.OrdersDB, env.ProductsDB}, (*faults.Proxy).Up) }, env.ProductsDB.Down()
 		})},
-		{"kafka-down", steady(func(env *Env, r *rand.Rand) error { return env.Stack.Broker.Stop() })},
+		{"kafka-link", windows(func(env *Env, r *rand.Rand) (func() error, error) {
+			// The link to the broker drops, stalls or slows, for everyone.
+			dir := []faults.Direction{faults.Upstream, faults.Downstream}[r.IntN(2)]
+			var err error
+			switch r.IntN(3) {
+			case 0:
+				err = env.Kafka.ResetPeer(dir, time.Duration(r.IntN(50))*time.Millisecond)
+			case 1:
+				err = env.Kafka.Timeout(dir, 0)
+			default:
+				err = env.Kafka.Latency(dir, 300*time.Millisecond, 200*time.Millisecond)
+			}
+			return env.Kafka.Clear, err
+		})},
+		{"kafka-down", steady(func(env *Env, r *rand.Rand) error { return env.Broker.Stop() })},
 		{"duplicates", duplicates},
 		{"slow-consumer", steady(func(env *Env, r *rand.Rand) error {
 			return env.ProductsDB.Latency(faults.Downstream, 80*time.Millisecond, 40*time.Millisecond)
