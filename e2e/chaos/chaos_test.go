@@ -3,7 +3,9 @@ package chaos_test
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,7 +29,7 @@ var profiles = map[string]struct {
 // after each checks with the oracle that no stock was lost or sold twice,
 // that every order settled, and that the system's own reconciliation agrees.
 // CHAOS_PROFILE picks short (default) or full; CHAOS_SEED replays a run;
-// CHAOS_ONLY runs one scenario.
+// CHAOS_ONLY runs the scenarios it names (comma-separated).
 func TestChaos(t *testing.T) {
 	name := os.Getenv("CHAOS_PROFILE")
 	if name == "" {
@@ -88,10 +90,10 @@ func TestChaos(t *testing.T) {
 		}
 	}()
 
-	only := os.Getenv("CHAOS_ONLY") // a scenario name: run just that one
+	only := os.Getenv("CHAOS_ONLY") // scenario names, comma-separated: run just those
 	var results []chaos.Result
 	for i, sc := range chaos.Scenarios() {
-		if only != "" && sc.Name != only {
+		if only != "" && !slices.Contains(strings.Split(only, ","), sc.Name) || sc.Exclusive && name != "full" {
 			continue
 		}
 		plan := chaos.Plan{Faults: profile.faults, Shoppers: profile.shoppers, MinOrders: 20, SettleBound: 2 * time.Minute}

@@ -68,6 +68,7 @@ type Env struct {
 	// oracle.
 	ProductsData, OrdersData *sql.DB
 
+	mariaDB string // the MariaDB server's address
 	closers []func() error
 }
 
@@ -79,6 +80,11 @@ func Start(ctx context.Context, cfg Config) (env *Env, err error) {
 			env.Close()
 		}
 	}()
+	dsn, err := mysql.ParseDSN(cfg.ProductsDSN)
+	if err != nil {
+		return env, err
+	}
+	env.mariaDB = dsn.Addr
 	if env.ProductsDB, err = dbProxy(env, "products-db", cfg.ProductsDSN); err != nil {
 		return env, err
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stockfence/stockfence/e2e/faults"
+	"github.com/stockfence/stockfence/e2e/stack"
 	"github.com/stockfence/stockfence/shared/contract"
 	"github.com/stockfence/stockfence/shared/kafkaclient"
 )
@@ -19,49 +20,53 @@ import (
 type Scenario struct {
 	Name   string
 	Inject func(ctx context.Context, env *Env, r *rand.Rand, d time.Duration) (int, error)
+	// Exclusive scenarios disturb the whole MariaDB server, which other
+	// test packages share during `make test`: only the full profile runs
+	// them, and the soak does not mix them in.
+	Exclusive bool
 }
 
 // Scenarios is the catalogue, in the order the suite runs it; "soak" mixes
 // the others.
 func Scenarios() []Scenario {
 	base := []Scenario{
-		{"latency-up", steady(func(env *Env, r *rand.Rand) error {
+		{Name: "latency-up", Inject: steady(func(env *Env, r *rand.Rand) error {
 			return each(env.Links, func(p *faults.Proxy) error {
 				return p.Latency(faults.Upstream, 600*time.Millisecond, 200*time.Millisecond)
 			})
 		})},
-		{"latency-down", steady(func(env *Env, r *rand.Rand) error {
+		{Name: "latency-down", Inject: steady(func(env *Env, r *rand.Rand) error {
 			return each(env.Links, func(p *faults.Proxy) error {
 				return p.Latency(faults.Downstream, 600*time.Millisecond, 200*time.Millisecond)
 			})
 		})},
-		{"lost-requests", windows(func(env *Env, r *rand.Rand) (func() error, error) {
+		{Name: "lost-requests", Inject: windows(func(env *Env, r *rand.Rand) (func() error, error) {
 			p := env.Links[r.IntN(len(env.Links))]
 			return p.Clear, p.ResetPeer(faults.Upstream, 0)
 		})},
-		{"lost-responses", windows(func(env *Env, r *rand.Rand) (func() error, error) {
+		{Name: "lost-responses", Inject: windows(func(env *Env, r *rand.Rand) (func() error, error) {
 			p := env.Links[r.IntN(len(env.Links))]
 			return p.Clear, p.ResetPeer(faults.Downstream, 0)
 		})},
-		{"502-after-commit", windows(func(env *Env, r *rand.Rand) (func() error, error) {
+		{Name: "502-after-commit", Inject: windows(func(env *Env, r *rand.Rand) (func() error, error) {
 			gw := env.Gateways[r.IntN(len(env.Gateways))]
 			gw.Fail(faults.PostPath("/reservations"), 1+r.IntN(5))
 			return func() error { gw.Heal(); return nil }, nil
 		})},
-		{"kill-product", windows(func(env *Env, r *rand.Rand) (func() error, error) {
+		{Name: "kill-product", Inject: windows(func(env *Env, r *rand.Rand) (func() error, error) {
 			p := env.Products[r.IntN(len(env.Products))]
 			return func() error { return p.Restart(context.Background()) }, p.Kill()
 		})},
-		{"kill-order", windows(func(env *Env, r *rand.Rand) (func() error, error) {
+		{Name: "kill-order", Inject: windows(func(env *Env, r *rand.Rand) (func() error, error) {
 			p := env.Orders[r.IntN(len(env.Orders))]
 			return func() error { return p.Restart(context.Background()) }, p.Kill()
 		})},
-		{"db-link-reset", windows(func(env *Env, r *rand.Rand) (func() error, error) {
+		{Name: "db-link-reset", Inject: windows(func(env *Env, r *rand.Rand) (func() error, error) {
 			p := []*faults.Proxy{env.OrdersDB, env.ProductsDB}[r.IntN(2)]
 			dir := []faults.Direction{faults.Upstream, faults.Downstream}[r.IntN(2)]
 			return p.Clear, p.ResetPeer(dir, time.Duration(r.IntN(50))*time.Millisecond)
 		})},
-		{"db-down", windows(func(env *Env, r *rand.Rand) (func() error, error) {
+		{Name: "db-down", Inject: windows(func(env *Env, r *rand.Rand) (func() error, error) {
 			// What the services see of a MariaDB restart: every connection
 			// cut, new ones refused, then back.
 			if err := env.OrdersDB.Down(); err != nil {
@@ -69,7 +74,7 @@ func Scenarios() []Scenario {
 			}
 			return func() error { return each([]*faults.Proxy{env.OrdersDB, env.ProductsDB}, (*faults.Proxy).Up) }, env.ProductsDB.Down()
 		})},
-		{"kafka-link", windows(func(env *Env, r *rand.Rand) (func() error, error) {
+		{Name: "kafka-link", Inject: windows(func(env *Env, r *rand.Rand) (func() error, error) {
 			// The link to the broker drops, stalls or slows, for everyone.
 			dir := []faults.Direction{faults.Upstream, faults.Downstream}[r.IntN(2)]
 			var err error
@@ -83,9 +88,9 @@ func Scenarios() []Scenario {
 			}
 			return env.Kafka.Clear, err
 		})},
-		{"kafka-down", steady(func(env *Env, r *rand.Rand) error { return env.Broker.Stop() })},
-		{"duplicates", duplicates},
-		{"slow-consumer", steady(func(env *Env, r *rand.Rand) error {
+		{Name: "kafka-down", Inject: steady(func(env *Env, r *rand.Rand) error { return env.Broker.Stop() })},
+		{Name: "duplicates", Inject: duplicates},
+		{Name: "slow-consumer", Inject: steady(func(env *Env, r *rand.Rand) error {
 			return env.ProductsDB.Latency(faults.Downstream, 80*time.Millisecond, 40*time.Millisecond)
 		})},
 	}
@@ -104,7 +109,21 @@ func Scenarios() []Scenario {
 		}
 		return total, nil
 	}}
-	return append(base, soak)
+	restart := Scenario{Name: "db-restart", Exclusive: true, Inject: func(ctx context.Context, env *Env, r *rand.Rand, d time.Duration) (int, error) {
+		// The server itself goes down (SHUTDOWN) and comes back as the
+		// machine's boot starts it: every connection lost, nothing
+		// answering for d, the buffer pool cold afterwards.
+		if err := stack.StopMariaDB(ctx, env.mariaDB); err != nil {
+			return 0, err
+		}
+		sleep(ctx, d)
+		if err := stack.EnsureMariaDB(ctx, env.mariaDB); err != nil {
+			return 1, err
+		}
+		_, err := stack.EnsureMaxConnections(ctx, env.mariaDB, 500)
+		return 1, err
+	}}
+	return append(base, restart, soak)
 }
 
 func each[T any](xs []T, fn func(T) error) error {

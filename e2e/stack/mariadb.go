@@ -64,6 +64,32 @@ func EnsureMariaDB(ctx context.Context, addr string) error {
 	}
 }
 
+// StopMariaDB shuts the server at addr down (SQL SHUTDOWN, as root) and
+// waits up to 30 s until it no longer answers: a real MariaDB restart for the
+// chaos suite, which EnsureMariaDB then completes. Everything else using the
+// server loses it too.
+func StopMariaDB(ctx context.Context, addr string) error {
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Net, cfg.Addr = "root", "tcp", addr
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return fmt.Errorf("mysql connector: %w", err)
+	}
+	db := sql.OpenDB(conn)
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "SHUTDOWN"); err != nil {
+		return fmt.Errorf("shut down MariaDB at %s: %w", addr, err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for pingMariaDB(ctx, addr) == nil {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("MariaDB at %s still answers 30 s after SHUTDOWN", addr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return nil
+}
+
 // EnsureMaxConnections raises the server's max_connections to at least n
 // (SET GLOBAL, until the server restarts) and reports the value in force. The
 // test suites run several services and databases at once, each with its own
