@@ -1,0 +1,141 @@
+package mysql_test
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/stockfence/stockfence/productservice/internal/mysql"
+	"github.com/stockfence/stockfence/productservice/internal/stock"
+	"github.com/stockfence/stockfence/shared/contract"
+)
+
+// TestReserveBatchIsReserveInTurn runs one sequence of requests of every
+// kind through ReserveBatch on one database and through Reserve, one at a
+// time, on another with the same catalog and history: every answer, the
+// stock, the ledger and the attempt log must come out the same.
+func TestReserveBatchIsReserveInTurn(t *testing.T) {
+	t.Parallel()
+	batched, single := newEnv(t), newEnv(t)
+	newReq := func(items ...contract.Item) contract.ReserveRequest {
+		return contract.ReserveRequest{AttemptID: uuid.NewString(), OrderID: uuid.NewString(), Items: items}
+	}
+	item := func(id int64, n int) contract.Item { return contract.Item{ProductID: id, Quantity: n} }
+
+	// The same catalog and history on both: p1 with 5, p2 with 5; one
+	// attempt already applied, one fenced before it arrived.
+	pre := newReq(item(2, 1))
+	fenced := newReq(item(1, 1))
+	for _, e := range []*env{batched, single} {
+		e.product("P1", 5)
+		e.product("P2", 5)
+		if _, _, err := e.store.Reserve(e.ctx, pre); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := e.store.Resolve(e.ctx, fenced.AttemptID, fenced.OrderID); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	a := newReq(item(1, 2))
+	b := newReq(item(1, 2), item(2, 1))
+	reqs := []contract.ReserveRequest{
+		a,                                // applied
+		b,                                // applied, two products
+		newReq(item(1, 2)),               // rejected: 1 left after a and b
+		newReq(item(1, 1)),               // applied: the last unit
+		newReq(item(999, 1), item(2, 1)), // rejected: unknown product
+		b,                                // a second copy within the batch: the recorded answer
+		pre,                              // applied before: the recorded answer
+		fenced,                           // fenced before: ABORTED
+		{AttemptID: pre.AttemptID, OrderID: pre.OrderID, Items: []contract.Item{item(2, 3)}}, // mismatch
+		newReq(item(2, 2)), // applied: 5 - 1 (pre) - 1 (b) - 2 leaves 1
+	}
+
+	got, err := batched.store.ReserveBatch(batched.ctx, reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(reqs) {
+		t.Fatalf("%d outcomes for %d requests", len(got), len(reqs))
+	}
+	for i, req := range reqs {
+		res, replayed, err := single.store.Reserve(single.ctx, req)
+		want := mysql.Outcome{Res: res, Replayed: replayed, Err: err}
+		if !sameOutcome(got[i], want) {
+			t.Errorf("request %d: batch answered %+v, one at a time %+v", i, got[i], want)
+		}
+	}
+	if got[8].Err == nil || !errors.Is(got[8].Err, stock.ErrAttemptMismatch) {
+		t.Errorf("mismatched request: err = %v, want ErrAttemptMismatch", got[8].Err)
+	}
+	wantStatus := []contract.AttemptStatus{contract.StatusApplied, contract.StatusApplied, contract.StatusRejected,
+		contract.StatusApplied, contract.StatusRejected, contract.StatusApplied, contract.StatusApplied, contract.StatusAborted, "", contract.StatusApplied}
+	for i, st := range wantStatus {
+		if got[i].Res.Status != st {
+			t.Errorf("request %d: status %q, want %q", i, got[i].Res.Status, st)
+		}
+	}
+
+	for _, id := range []int64{1, 2} {
+		if b, s := batched.stock(id), single.stock(id); b != s {
+			t.Errorf("product %d: stock %d batched, %d one at a time", id, b, s)
+		}
+	}
+	if b, s := batched.stock(1), int64(0); b != s {
+		t.Errorf("product 1: stock %d, want 0", b)
+	}
+	for _, q := range []string{
+		`SELECT COUNT(*) FROM stock_movements WHERE kind = 'reserve'`,
+		`SELECT COALESCE(SUM(delta), 0) FROM stock_movements`,
+		`SELECT COUNT(*) FROM stock_attempts`,
+		`SELECT COUNT(*) FROM stock_attempts WHERE status = 'APPLIED'`,
+	} {
+		if b, s := batched.count(q), single.count(q); b != s {
+			t.Errorf("%s: %d batched, %d one at a time", q, b, s)
+		}
+	}
+	batched.checkLedger()
+}
+
+// sameOutcome compares two answers from two databases: errors by their
+// sentinel, reservations without their timestamps.
+func sameOutcome(a, b mysql.Outcome) bool {
+	a.Res.CreatedAt, a.Res.UpdatedAt, b.Res.CreatedAt, b.Res.UpdatedAt = nil, nil, nil, nil
+	if (a.Err == nil) != (b.Err == nil) || a.Err != nil && errors.Is(a.Err, stock.ErrAttemptMismatch) != errors.Is(b.Err, stock.ErrAttemptMismatch) {
+		return false
+	}
+	return a.Replayed == b.Replayed && reflect.DeepEqual(a.Res, b.Res)
+}
+
+// TestReserveBatchOversellsNothing: many requests for one hot row in one
+// batch take exactly the stock there is, in arrival order.
+func TestReserveBatchOversellsNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	p := e.product("HOT", 100)
+	var reqs []contract.ReserveRequest
+	for range 250 {
+		reqs = append(reqs, contract.ReserveRequest{AttemptID: uuid.NewString(), OrderID: uuid.NewString(),
+			Items: []contract.Item{{ProductID: p.ID, Quantity: 1}}})
+	}
+	got, err := e.store.ReserveBatch(e.ctx, reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range got {
+		want := contract.StatusApplied
+		if i >= 100 {
+			want = contract.StatusRejected
+		}
+		if o.Err != nil || o.Res.Status != want {
+			t.Fatalf("request %d: %s (%v), want %s: the first 100 in arrival order get the stock", i, o.Res.Status, o.Err, want)
+		}
+	}
+	if s := e.stock(p.ID); s != 0 {
+		t.Fatalf("stock = %d, want 0", s)
+	}
+	e.checkLedger()
+}
