@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -138,25 +140,33 @@ type Handler func(ctx context.Context, m *kafka.Message) error
 
 // Consumer is one member of a consumer group.
 //
-// It watches the group: when messages wait on a partition and the group's
-// committed offset there has not moved for StallAfter, or the broker has not
-// answered for that long, the member is closed and created afresh, so it
-// joins the group again and resumes from the committed offsets. A rejoin
-// starts a rebalance, which also drops a member that died without its
-// session ever timing out: kfake can keep a member that was killed while its
-// JoinGroup answer was on the way, and its partitions then wait forever.
-// Without this, compensations or their results would wait in the topic until
-// someone restarted a process.
+// It watches the group through an admin client of its own (separate
+// connections, so a member stuck behind a parked request does not blind it):
+// when the group is stable, messages wait on a partition and the group's
+// committed offset there has not moved for StallAfter, the member is closed
+// and created afresh, so it joins the group again and resumes from the
+// committed offsets. The rejoin starts a rebalance, which also drops a member
+// that died without its session ever timing out: kfake can keep a member that
+// was killed while its JoinGroup answer was on the way, and its partitions
+// then wait forever. While the group rebalances nothing is done: a rejoin
+// would only prolong it. Without this, compensations or their results could
+// wait in the topic until someone restarted a process.
 type Consumer struct {
-	c      *kafka.Consumer
+	c      *kafka.Consumer // used by Run only
+	admin  *kafka.AdminClient
 	conf   kafka.ConfigMap
+	group  string
 	topics []string
 	logger *slog.Logger
+	// lag is the group's backlog as last measured, read by Lag from any
+	// goroutine; stalled carries the watchdog's verdicts to Run.
+	lag     atomic.Pointer[lagMeasurement]
+	stalled chan string
 
-	// StallAfter is how long messages may wait on a partition whose
-	// committed offset does not move before the member is rebuilt;
-	// CheckEvery how often the group's progress is looked at. Set them
-	// before Run.
+	// StallAfter is how long messages may wait on a partition of a stable
+	// group whose committed offset does not move before the member rejoins;
+	// CheckEvery how often the group is looked at (and the lag measured).
+	// Set them before Run.
 	StallAfter, CheckEvery time.Duration
 }
 
@@ -188,13 +198,25 @@ func NewConsumer(brokers, group string, topics []string, logger *slog.Logger) (*
 			"log_level":                logLevel,
 			"reconnect.backoff.max.ms": reconnectBackoffMaxMs,
 		},
+		group:      group,
 		topics:     topics,
 		logger:     logger.With("group", group),
+		stalled:    make(chan string, 1),
 		StallAfter: DefaultStallAfter,
 		CheckEvery: DefaultCheckEvery,
 	}
 	var err error
+	c.admin, err = kafka.NewAdminClient(&kafka.ConfigMap{
+		"bootstrap.servers":        brokers,
+		"client.id":                group + "-watchdog",
+		"log_level":                logLevel,
+		"reconnect.backoff.max.ms": reconnectBackoffMaxMs,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kafka admin client: %w", err)
+	}
 	if c.c, err = c.join(); err != nil {
+		c.admin.Close()
 		return nil, err
 	}
 	return c, nil
@@ -217,19 +239,25 @@ func (c *Consumer) join() (*kafka.Consumer, error) {
 // once handle returns nil, until ctx ends; then it leaves the group. Broker
 // trouble is logged and waited out; a stalled group is rejoined.
 func (c *Consumer) Run(ctx context.Context, handle Handler) {
-	defer func() { c.close(c.c) }()
-	w := newWatchdog(c.StallAfter, time.Now())
-	nextCheck := time.Now().Add(c.CheckEvery)
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		c.watch(watchCtx)
+	}()
+	defer func() {
+		stopWatching()
+		<-watched
+		c.admin.Close()
+		c.close(c.c)
+	}()
 	var lastWarn time.Time
 	for ctx.Err() == nil {
-		if now := time.Now(); now.After(nextCheck) {
-			backlog, err := c.backlog()
-			if reason := w.observe(now, backlog, err); reason != "" {
-				c.logger.Warn("kafka consumer group stalled; rejoining", "reason", reason)
-				c.rebuild()
-				w = newWatchdog(c.StallAfter, time.Now())
-			}
-			nextCheck = time.Now().Add(c.CheckEvery)
+		select {
+		case reason := <-c.stalled:
+			c.logger.Warn("kafka consumer group stalled; rejoining", "reason", reason)
+			c.rebuild()
+		default:
 		}
 		m, err := c.c.ReadMessage(200 * time.Millisecond)
 		if err != nil {
@@ -262,13 +290,42 @@ func (c *Consumer) Run(ctx context.Context, handle Handler) {
 	}
 }
 
-// watchdog decides, from successive looks at the group's backlog, whether
-// the group is stalled.
+// watch looks at the group every CheckEvery until ctx ends: it records the
+// lag, and tells Run when the group is stalled. It works beside a handler
+// that holds a message (the lag keeps being measured); Run acts on a verdict
+// once the handler returns.
+func (c *Consumer) watch(ctx context.Context) {
+	w := newWatchdog(c.StallAfter)
+	tick := time.NewTicker(c.CheckEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		look := c.look(ctx)
+		now := time.Now()
+		if look.err == nil {
+			c.lag.Store(&lagMeasurement{lags: look.backlog, at: now})
+		}
+		if reason := w.observe(now, look); reason != "" {
+			select {
+			case c.stalled <- reason:
+			default: // Run has not taken the last verdict yet
+			}
+			w = newWatchdog(c.StallAfter)
+		}
+	}
+}
+
+// watchdog decides, from successive looks at the group, whether it is
+// stalled.
 type watchdog struct {
 	stallAfter time.Duration
-	lastAnswer time.Time // the broker last answered
-	// waiting holds, for each partition with messages waiting, the
-	// committed offset last seen and since when it has not moved.
+	// waiting holds, for each partition with messages waiting while the
+	// group is stable, the committed offset last seen and since when it
+	// has not moved.
 	waiting map[string]stuckSince
 }
 
@@ -277,26 +334,36 @@ type stuckSince struct {
 	since     time.Time
 }
 
-func newWatchdog(stallAfter time.Duration, now time.Time) *watchdog {
-	return &watchdog{stallAfter: stallAfter, lastAnswer: now, waiting: map[string]stuckSince{}}
+func newWatchdog(stallAfter time.Duration) *watchdog {
+	return &watchdog{stallAfter: stallAfter, waiting: map[string]stuckSince{}}
 }
 
-// observe takes one look at the backlog (or the error asking for it) at now
-// and returns why the group is stalled, or "" when it is not: a partition
-// has had messages waiting with its committed offset unmoved for
-// stallAfter, or the broker has not answered for stallAfter (a member cut
-// off that long loses nothing by rejoining).
-func (w *watchdog) observe(now time.Time, backlog []partitionLag, err error) string {
-	if err != nil {
-		if now.Sub(w.lastAnswer) >= w.stallAfter {
-			return fmt.Sprintf("no answer from the broker for %v: %v", now.Sub(w.lastAnswer).Round(time.Second), err)
-		}
+// look is one look at the group: its state and its backlog, or why the
+// broker could not tell.
+type look struct {
+	state   kafka.ConsumerGroupState
+	backlog []PartitionLag
+	err     error
+}
+
+// observe takes one look at now and returns why the group is stalled, or ""
+// when it is not: it is stable, and a partition has had messages waiting
+// with its committed offset unmoved for stallAfter. While the group
+// rebalances (or has no members yet) the clocks start again: a rebalance
+// that waits for a dead member ends by itself, and a rejoin would restart
+// it. A look the broker could not answer changes nothing (a member cut off
+// from the broker gains nothing by rejoining).
+func (w *watchdog) observe(now time.Time, l look) string {
+	if l.err != nil {
 		return ""
 	}
-	w.lastAnswer = now
-	seen := make(map[string]bool, len(backlog))
+	if l.state != kafka.ConsumerGroupStateStable {
+		clear(w.waiting)
+		return ""
+	}
+	seen := make(map[string]bool, len(l.backlog))
 	stalled := ""
-	for _, p := range backlog {
+	for _, p := range l.backlog {
 		if p.Lag == 0 {
 			continue
 		}
@@ -308,7 +375,7 @@ func (w *watchdog) observe(now time.Time, backlog []partitionLag, err error) str
 			continue
 		}
 		if now.Sub(prev.since) >= w.stallAfter && stalled == "" {
-			stalled = fmt.Sprintf("%s: %d messages wait and the committed offset %d has not moved for %v",
+			stalled = fmt.Sprintf("%s: %d messages wait and the committed offset %d has not moved for %v in a stable group",
 				key, p.Lag, p.Committed, now.Sub(prev.since).Round(time.Second))
 		}
 	}
@@ -352,8 +419,8 @@ func (c *Consumer) close(kc *kafka.Consumer) {
 	}
 }
 
-// partitionLag is how far a group is behind on one partition.
-type partitionLag struct {
+// PartitionLag is how far a group is behind on one partition.
+type PartitionLag struct {
 	Topic     string
 	Partition int32
 	// Committed is the group's committed offset (-1 when it has none);
@@ -361,25 +428,66 @@ type partitionLag struct {
 	Committed, End, Lag int64
 }
 
-func (p partitionLag) key() string { return partitionKey(p.Topic, p.Partition) }
+func (p PartitionLag) key() string { return partitionKey(p.Topic, p.Partition) }
 
 func partitionKey(topic string, partition int32) string {
 	return topic + "/" + strconv.Itoa(int(partition))
 }
 
-// adminTimeoutMs bounds each question the watchdog asks the broker;
-// closeWait how long a stalled consumer is given to leave the group.
+// lagMeasurement is one look at the group's backlog and when it was taken.
+type lagMeasurement struct {
+	lags []PartitionLag
+	at   time.Time
+}
+
+// Lag returns the group's backlog on every partition of the consumer's
+// topics as Run last measured it (every CheckEvery, for its watchdog), and
+// when; at is zero before the first answer from the broker, and stops
+// moving while the broker does not answer. It does no I/O and is safe to
+// call from any goroutine while Run runs, whatever the watchdog does to the
+// librdkafka consumer.
+func (c *Consumer) Lag() (lags []PartitionLag, at time.Time) {
+	m := c.lag.Load()
+	if m == nil {
+		return nil, time.Time{}
+	}
+	return slices.Clone(m.lags), m.at
+}
+
+// adminTimeout bounds each look at the group; closeWait is how long a
+// stalled consumer is given to leave the group.
 const (
-	adminTimeoutMs = 5000
-	closeWait      = 5 * time.Second
+	adminTimeout = 5 * time.Second
+	closeWait    = 5 * time.Second
 )
+
+// look asks the broker, through the admin client, for the group's state and
+// for its committed offsets beside the ends of every partition of the
+// consumer's topics.
+func (c *Consumer) look(ctx context.Context) look {
+	ctx, cancel := context.WithTimeout(ctx, adminTimeout)
+	defer cancel()
+	described, err := c.admin.DescribeConsumerGroups(ctx, []string{c.group})
+	if err != nil {
+		return look{err: fmt.Errorf("describe group: %w", err)}
+	}
+	if len(described.ConsumerGroupDescriptions) != 1 {
+		return look{err: errors.New("describe group: no answer for the group")}
+	}
+	desc := described.ConsumerGroupDescriptions[0]
+	if desc.Error.Code() != kafka.ErrNoError {
+		return look{err: fmt.Errorf("describe group: %w", desc.Error)}
+	}
+	backlog, err := c.backlog(ctx)
+	return look{state: desc.State, backlog: backlog, err: err}
+}
 
 // backlog compares the group's committed offsets with the ends of every
 // partition of the consumer's topics.
-func (c *Consumer) backlog() ([]partitionLag, error) {
+func (c *Consumer) backlog(ctx context.Context) ([]PartitionLag, error) {
 	var parts []kafka.TopicPartition
 	for _, topic := range c.topics {
-		md, err := c.c.GetMetadata(&topic, false, adminTimeoutMs)
+		md, err := c.admin.GetMetadata(&topic, false, int(adminTimeout.Milliseconds()))
 		if err != nil {
 			return nil, fmt.Errorf("metadata of %s: %w", topic, err)
 		}
@@ -387,26 +495,57 @@ func (c *Consumer) backlog() ([]partitionLag, error) {
 			parts = append(parts, kafka.TopicPartition{Topic: &topic, Partition: p.ID})
 		}
 	}
-	committed, err := c.c.Committed(parts, adminTimeoutMs)
+	offsets, err := c.admin.ListConsumerGroupOffsets(ctx, []kafka.ConsumerGroupTopicPartitions{{Group: c.group, Partitions: parts}})
 	if err != nil {
 		return nil, fmt.Errorf("committed offsets: %w", err)
 	}
-	lags := make([]partitionLag, 0, len(committed))
-	for _, tp := range committed {
-		low, high, err := c.c.QueryWatermarkOffsets(*tp.Topic, tp.Partition, adminTimeoutMs)
-		if err != nil {
-			return nil, fmt.Errorf("watermarks of %s/%d: %w", *tp.Topic, tp.Partition, err)
+	if len(offsets.ConsumerGroupsTopicPartitions) != 1 {
+		return nil, errors.New("committed offsets: no answer for the group")
+	}
+	earliest, err := c.ends(ctx, parts, kafka.EarliestOffsetSpec)
+	if err != nil {
+		return nil, err
+	}
+	latest, err := c.ends(ctx, parts, kafka.LatestOffsetSpec)
+	if err != nil {
+		return nil, err
+	}
+	lags := make([]PartitionLag, 0, len(parts))
+	for _, tp := range offsets.ConsumerGroupsTopicPartitions[0].Partitions {
+		if tp.Error != nil {
+			return nil, fmt.Errorf("committed offset of %s/%d: %w", *tp.Topic, tp.Partition, tp.Error)
 		}
-		pl := partitionLag{Topic: *tp.Topic, Partition: tp.Partition, Committed: -1, End: high}
-		from := low // no commit yet: the group starts at the earliest message
+		key := partitionKey(*tp.Topic, tp.Partition)
+		pl := PartitionLag{Topic: *tp.Topic, Partition: tp.Partition, Committed: -1, End: latest[key]}
+		from := earliest[key] // no commit yet: the group starts at the earliest message
 		if tp.Offset >= 0 {
 			pl.Committed = int64(tp.Offset)
-			from = max(pl.Committed, low)
+			from = max(pl.Committed, from)
 		}
-		pl.Lag = max(high-from, 0)
+		pl.Lag = max(pl.End-from, 0)
 		lags = append(lags, pl)
 	}
 	return lags, nil
+}
+
+// ends returns the earliest or latest offset of each partition.
+func (c *Consumer) ends(ctx context.Context, parts []kafka.TopicPartition, spec kafka.OffsetSpec) (map[string]int64, error) {
+	req := make(map[kafka.TopicPartition]kafka.OffsetSpec, len(parts))
+	for _, tp := range parts {
+		req[tp] = spec
+	}
+	res, err := c.admin.ListOffsets(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("list offsets: %w", err)
+	}
+	ends := make(map[string]int64, len(parts))
+	for tp, info := range res.ResultInfos {
+		if info.Error.Code() != kafka.ErrNoError {
+			return nil, fmt.Errorf("offsets of %s/%d: %w", *tp.Topic, tp.Partition, info.Error)
+		}
+		ends[partitionKey(*tp.Topic, tp.Partition)] = int64(info.Offset)
+	}
+	return ends, nil
 }
 
 // Header returns the value of header key of m, "" when absent.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -179,4 +180,96 @@ func TestStalledMemberRejoins(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// TestLag: Lag reports nothing before Run has measured; then, also while a
+// handler holds a message, what the group has not committed yet; and 0 once
+// all is handled.
+// A goroutine reads it all along, as a metrics scrape does.
+func TestLag(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.Ports(0), kfake.SeedTopics(1, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	addr := c.ListenAddrs()[0]
+	cons, err := kafkaclient.NewConsumer(addr, "g", []string{"t"}, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each message takes longer than CheckEvery: the lag is measured while
+	// a handler holds a message, and reflects every earlier commit.
+	const handleTime = 300 * time.Millisecond
+	cons.CheckEvery = 100 * time.Millisecond
+	if lags, at := cons.Lag(); !at.IsZero() || lags != nil {
+		t.Fatalf("Lag before Run = %v at %v, want nothing", lags, at)
+	}
+	p, err := kafkaclient.NewProducer(addr, "test", 10*time.Second, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	const n = 3
+	for i := range n {
+		if err := p.Publish(ctx, kafkaclient.Message{Topic: "t", Value: []byte{byte('0' + i)}})[0]; err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	total := func() (int64, time.Time) {
+		lags, at := cons.Lag()
+		var sum int64
+		for _, l := range lags {
+			if l.Topic != "t" || l.Partition != 0 {
+				t.Errorf("lag reported for %s/%d, want only t/0", l.Topic, l.Partition)
+			}
+			sum += l.Lag
+		}
+		return sum, at
+	}
+
+	scraped := make(chan struct{})
+	go func() {
+		defer close(scraped)
+		for ctx.Err() == nil {
+			total()
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	var (
+		handled int64
+		seen    []int64 // the lag Lag reported as each message arrived
+	)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		cons.Run(ctx, func(context.Context, *kafka.Message) error {
+			time.Sleep(handleTime)
+			lag, at := total()
+			if at.IsZero() {
+				t.Errorf("message %d: no lag measured yet", handled)
+			}
+			seen = append(seen, lag)
+			handled++
+			return nil
+		})
+	}()
+	for {
+		if lag, at := total(); !at.IsZero() && lag == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			lag, at := total()
+			t.Fatalf("lag %d measured at %v never reached 0", lag, at)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	cancel()
+	<-done
+	<-scraped
+	if want := []int64{3, 2, 1}; !slices.Equal(seen, want) {
+		t.Fatalf("lag measured while messages 1, 2 and 3 were handled = %v, want %v", seen, want)
+	}
 }
