@@ -25,6 +25,13 @@ type Config struct {
 	KafkaBrokers string
 	ServiceToken string // SERVICE_TOKEN, required
 	AdminToken   string // ADMIN_TOKEN, required
+	// Coalesce (PRODUCT_COALESCE, on or off) applies concurrent
+	// reservations in batches of up to CoalesceMaxBatch
+	// (PRODUCT_COALESCE_MAX_BATCH), CoalesceLanes (PRODUCT_COALESCE_LANES)
+	// batches at a time; off is one transaction per reservation. Additions
+	// to the contract.
+	Coalesce                        bool
+	CoalesceLanes, CoalesceMaxBatch int
 }
 
 // parseConfig reads the configuration through getenv, applying defaults and
@@ -38,6 +45,16 @@ func parseConfig(getenv func(string) string) (Config, error) {
 		KafkaBrokers:  env.String("KAFKA_BROKERS", "127.0.0.1:9092"),
 		ServiceToken:  env.Required("SERVICE_TOKEN"),
 		AdminToken:    env.Required("ADMIN_TOKEN"),
+		CoalesceLanes: env.Int("PRODUCT_COALESCE_LANES", 4, 1, 64),
+		// Up to 200 reservations per transaction: past that a batch's lock
+		// hold time grows faster than its throughput.
+		CoalesceMaxBatch: env.Int("PRODUCT_COALESCE_MAX_BATCH", 200, 1, 2000),
+	}
+	switch v := env.String("PRODUCT_COALESCE", "on"); v {
+	case "on", "off":
+		cfg.Coalesce = v == "on"
+	default:
+		env.Fail("PRODUCT_COALESCE", fmt.Errorf("%q: want on or off", v))
 	}
 	if cfg.ServiceToken != "" && cfg.ServiceToken == cfg.AdminToken {
 		env.Fail("SERVICE_TOKEN", errors.New("must differ from ADMIN_TOKEN"))
@@ -69,6 +86,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("PRODUCT_MYSQL_DSN", mysqldb.RedactDSN(c.MySQLDSN)),
 		slog.Int("PRODUCT_MYSQL_MAX_CONNS", c.MySQLMaxConns),
 		slog.String("KAFKA_BROKERS", c.KafkaBrokers),
+		slog.Bool("PRODUCT_COALESCE", c.Coalesce),
+		slog.Int("PRODUCT_COALESCE_LANES", c.CoalesceLanes),
+		slog.Int("PRODUCT_COALESCE_MAX_BATCH", c.CoalesceMaxBatch),
 		slog.String("SERVICE_TOKEN", envconf.Mask(c.ServiceToken)),
 		slog.String("ADMIN_TOKEN", envconf.Mask(c.AdminToken)),
 	)

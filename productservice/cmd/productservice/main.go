@@ -15,11 +15,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/stockfence/stockfence/productservice/internal/coalesce"
 	"github.com/stockfence/stockfence/productservice/internal/compensation"
 	"github.com/stockfence/stockfence/productservice/internal/httpapi"
 	"github.com/stockfence/stockfence/productservice/internal/mysql"
 	"github.com/stockfence/stockfence/shared/contract"
 	"github.com/stockfence/stockfence/shared/kafkaclient"
+	"github.com/stockfence/stockfence/shared/metrics"
 	"github.com/stockfence/stockfence/shared/mysqldb"
 	schema "github.com/stockfence/stockfence/sql"
 )
@@ -75,8 +79,10 @@ func run(ctx context.Context, logger *slog.Logger, getenv func(string) string) e
 		producer.Close(0)
 		return err
 	}
-	compensations := compensation.NewHandler(compensation.Config{Store: store, Publisher: producer, Logger: logger})
-	replayer := compensation.NewReplayer(compensation.ReplayConfig{Brokers: cfg.KafkaBrokers, Publisher: producer, Logger: logger})
+	reg := metrics.NewRegistry()
+	metrics.ConsumerLag(reg, compensation.Group, consumer)
+	compensations := compensation.NewHandler(compensation.Config{Store: store, Publisher: producer, Logger: logger, Metrics: reg})
+	replayer := compensation.NewReplayer(compensation.ReplayConfig{Brokers: cfg.KafkaBrokers, Publisher: producer, Logger: logger, Metrics: reg})
 	consumeCtx, stopConsuming := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopConsuming()
 	consumed := make(chan struct{})
@@ -90,12 +96,26 @@ func run(ctx context.Context, logger *slog.Logger, getenv func(string) string) e
 		probeKafka(consumeCtx, logger, replayer, cfg.KafkaBrokers)
 	}()
 
+	var reservations httpapi.Store = store
+	if cfg.Coalesce {
+		batches := metrics.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: metrics.Namespace,
+			Name:      "reservation_batch_size",
+			Help:      "Reservations applied per coalesced transaction.",
+			Buckets:   []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000},
+		}))
+		c := coalesce.New(store, coalesce.Config{Lanes: cfg.CoalesceLanes, MaxBatch: cfg.CoalesceMaxBatch, Logger: logger,
+			Observe: func(n int) { batches.Observe(float64(n)) }})
+		defer c.Close()
+		reservations = coalescedStore{Store: store, coalescer: c}
+	}
 	handler := httpapi.New(httpapi.Config{
-		Store:        store,
+		Store:        reservations,
 		Logger:       logger,
 		ServiceToken: cfg.ServiceToken,
 		AdminToken:   cfg.AdminToken,
 		DeadLetters:  replayer,
+		Metrics:      reg,
 		Ready: func(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
@@ -191,4 +211,15 @@ func probeKafka(ctx context.Context, logger *slog.Logger, dlq *compensation.Repl
 		case <-time.After(time.Until(next)):
 		}
 	}
+}
+
+// coalescedStore is the store with reservations going through the
+// coalescer.
+type coalescedStore struct {
+	*mysql.Store
+	coalescer *coalesce.Coalescer
+}
+
+func (s coalescedStore) Reserve(ctx context.Context, req contract.ReserveRequest) (contract.Reservation, bool, error) {
+	return s.coalescer.Reserve(ctx, req)
 }

@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stockfence/stockfence/productservice/internal/stock"
 	"github.com/stockfence/stockfence/shared/contract"
@@ -85,19 +87,25 @@ type Config struct {
 	Publisher Publisher
 	Logger    *slog.Logger
 	Retry     Retry
+	// Metrics, if not nil, gets the counters of handled and dead-lettered
+	// compensations (stockfence_compensations_total,
+	// stockfence_compensations_dead_lettered_total).
+	Metrics prometheus.Registerer
 }
 
 // Handler handles the messages of contract.TopicCompensations.
 type Handler struct {
-	store  Store
-	pub    Publisher
-	logger *slog.Logger
-	retry  Retry
+	store   Store
+	pub     Publisher
+	logger  *slog.Logger
+	retry   Retry
+	metrics *handlerMetrics
 }
 
 // NewHandler returns a Handler; pass its Handle to kafkaclient.Consumer.Run.
 func NewHandler(cfg Config) *Handler {
-	return &Handler{store: cfg.Store, pub: cfg.Publisher, logger: cfg.Logger, retry: cfg.Retry.withDefaults()}
+	return &Handler{store: cfg.Store, pub: cfg.Publisher, logger: cfg.Logger, retry: cfg.Retry.withDefaults(),
+		metrics: newHandlerMetrics(cfg.Metrics)}
 }
 
 // Handle applies one compensation and publishes the attempt's status as a
@@ -142,7 +150,11 @@ func (h *Handler) Handle(ctx context.Context, m *kafka.Message) error {
 		if try == h.retry.Tries {
 			log.Error("compensation dead-lettered", "attemptId", c.AttemptID, "orderId", c.OrderID,
 				"key", string(m.Key), "tries", try, "err", err)
-			return h.publish(ctx, log, deadLetter(m, err, try))
+			if err := h.publish(ctx, log, deadLetter(m, err, try)); err != nil {
+				return err
+			}
+			h.metrics.deadLettered.Inc()
+			return nil
 		}
 		log.Warn("compensation failed, will retry", "attemptId", c.AttemptID, "orderId", c.OrderID,
 			"try", try, "err", err)
@@ -151,6 +163,7 @@ func (h *Handler) Handle(ctx context.Context, m *kafka.Message) error {
 		}
 		try++
 	}
+	h.metrics.handled.WithLabelValues(strings.ToLower(string(status))).Inc()
 	// Three strings cannot fail to encode; an error here would otherwise
 	// stop the consumer, as only a shutdown may.
 	value, _ := json.Marshal(contract.CompensationResult{AttemptID: c.AttemptID, OrderID: c.OrderID, Status: status})

@@ -23,6 +23,7 @@ import (
 	"github.com/stockfence/stockfence/productservice/internal/mysql"
 	"github.com/stockfence/stockfence/shared/contract"
 	"github.com/stockfence/stockfence/shared/kafkaclient"
+	"github.com/stockfence/stockfence/shared/metrics"
 	schema "github.com/stockfence/stockfence/sql"
 	"github.com/stockfence/stockfence/sql/schematest"
 )
@@ -63,7 +64,8 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { producer.Close(time.Second) })
 	store := mysql.New(db)
-	replayer := compensation.NewReplayer(compensation.ReplayConfig{Brokers: brokers, Publisher: producer, Logger: discard})
+	reg := metrics.NewRegistry()
+	replayer := compensation.NewReplayer(compensation.ReplayConfig{Brokers: brokers, Publisher: producer, Logger: discard, Metrics: reg})
 	t.Cleanup(replayer.Close)
 	srv := httptest.NewServer(httpapi.New(httpapi.Config{
 		Store:        store,
@@ -72,11 +74,12 @@ func newEnv(t *testing.T) *env {
 		AdminToken:   adminToken,
 		DeadLetters:  replayer,
 		Ready:        func(context.Context) error { return nil },
+		Metrics:      reg,
 	}))
 	t.Cleanup(srv.Close)
 	return &env{
 		t: t, ctx: ctx, brokers: brokers, db: db, store: store, producer: producer, url: srv.URL,
-		handler: compensation.NewHandler(compensation.Config{Store: store, Publisher: producer, Logger: discard, Retry: fastRetry}),
+		handler: compensation.NewHandler(compensation.Config{Store: store, Publisher: producer, Logger: discard, Retry: fastRetry, Metrics: reg}),
 	}
 }
 

@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stockfence/stockfence/shared/contract"
 	"github.com/stockfence/stockfence/shared/kafkaclient"
+	"github.com/stockfence/stockfence/shared/metrics"
 )
 
 // ReplayGroup is the consumer group whose committed offsets on
@@ -42,6 +44,10 @@ type ReplayConfig struct {
 	// Budget bounds one replay, so that it answers within the HTTP write
 	// timeout; what is left is replayed by the next call.
 	Budget time.Duration
+	// Metrics, if not nil, gets the gauge of what Pending counts
+	// (stockfence_compensations_dlq_pending_messages), asked at scrape
+	// time at most every 30 s.
+	Metrics prometheus.Registerer
 }
 
 // Replayer reads the dead-letter topic for ops: how many dead letters wait,
@@ -62,7 +68,11 @@ func NewReplayer(cfg ReplayConfig) *Replayer {
 	if cfg.Budget <= 0 {
 		cfg.Budget = DefaultReplayBudget
 	}
-	return &Replayer{cfg: cfg, closed: make(chan struct{})}
+	r := &Replayer{cfg: cfg, closed: make(chan struct{})}
+	if cfg.Metrics != nil {
+		metrics.Register(cfg.Metrics, newPendingCollector(r))
+	}
+	return r
 }
 
 // Close ends a replay in flight after the record it is on and refuses new

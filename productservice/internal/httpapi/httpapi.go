@@ -17,11 +17,13 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	chimw "github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stockfence/stockfence/productservice/internal/stock"
 	"github.com/stockfence/stockfence/shared/bearer"
 	"github.com/stockfence/stockfence/shared/contract"
 	"github.com/stockfence/stockfence/shared/httpio"
+	"github.com/stockfence/stockfence/shared/metrics"
 	"github.com/stockfence/stockfence/shared/middleware"
 	"github.com/stockfence/stockfence/shared/problem"
 )
@@ -33,7 +35,8 @@ type Store interface {
 	CreateProduct(ctx context.Context, p contract.NewProduct) (contract.Product, error)
 	Restock(ctx context.Context, id int64, quantity int64) (contract.Product, error)
 	Reserve(ctx context.Context, req contract.ReserveRequest) (res contract.Reservation, replayed bool, err error)
-	Resolve(ctx context.Context, attemptID, orderID string) (contract.Reservation, error)
+	// Resolve fences an attempt never seen (fenced true) and returns it.
+	Resolve(ctx context.Context, attemptID, orderID string) (res contract.Reservation, fenced bool, err error)
 	// AttemptWithLedger returns a recorded attempt with its ledger figures
 	// (GET /reservations/{attemptId}).
 	AttemptWithLedger(ctx context.Context, attemptID string) (contract.Reservation, error)
@@ -63,8 +66,13 @@ type Config struct {
 	// token); without it those paths are 404.
 	DeadLetters DeadLetters
 	// Ready reports whether the service can serve (database reachable,
-	// migrations applied); /readyz answers 503 with its error otherwise.
+	// migrations applied); /readyz answers 503 otherwise (the error is logged,
+	// not sent).
 	Ready func(ctx context.Context) error
+	// Metrics is the registry that GET /metrics serves and that the
+	// router records its HTTP, reservation and resolve metrics in; nil
+	// gives the router a registry of its own.
+	Metrics *prometheus.Registry
 }
 
 // Limits of GET /reservations.
@@ -74,16 +82,21 @@ const (
 )
 
 type api struct {
-	store  Store
-	dlq    DeadLetters
-	logger *slog.Logger
+	store   Store
+	dlq     DeadLetters
+	logger  *slog.Logger
+	metrics *apiMetrics
 }
 
 // New returns the service's HTTP handler.
 func New(cfg Config) http.Handler {
-	a := &api{store: cfg.Store, dlq: cfg.DeadLetters, logger: cfg.Logger}
+	reg := cfg.Metrics
+	if reg == nil {
+		reg = metrics.NewRegistry()
+	}
+	a := &api{store: cfg.Store, dlq: cfg.DeadLetters, logger: cfg.Logger, metrics: newAPIMetrics(reg)}
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, middleware.Recover(cfg.Logger), middleware.AccessLog(cfg.Logger))
+	r.Use(middleware.RequestID, metrics.HTTP(reg), middleware.Recover(cfg.Logger), middleware.AccessLog(cfg.Logger))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, problem.New(http.StatusNotFound, problem.CodeNotFound, "no such resource"))
 	})
@@ -96,12 +109,15 @@ func New(cfg Config) http.Handler {
 	})
 	r.Get("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		if err := cfg.Ready(r.Context()); err != nil {
-			problem.Write(w, problem.New(http.StatusServiceUnavailable, "not_ready", err.Error()))
+			cfg.Logger.WarnContext(r.Context(), "not ready", "err", err)
+			problem.Write(w, problem.New(http.StatusServiceUnavailable, "not_ready", "the products database is not reachable or not migrated"))
 			return
 		}
 		httpio.JSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
+	r.Method(http.MethodGet, "/metrics", metrics.Handler(reg, cfg.Logger))
 
+	r.Get("/openapi.yaml", serveOpenAPI)
 	r.Get("/products", a.listProducts)
 	r.Get("/products/{id}", a.getProduct)
 	r.Group(func(r chi.Router) {
@@ -192,18 +208,22 @@ func (a *api) restock(w http.ResponseWriter, r *http.Request) {
 func (a *api) reserve(w http.ResponseWriter, r *http.Request) {
 	var req contract.ReserveRequest
 	if p := httpio.Decode(w, r, &req); p != nil {
+		a.metrics.reservations.WithLabelValues(outcomeInvalid, "").Inc()
 		problem.Write(w, p)
 		return
 	}
 	if errs := stock.ValidateReserve(req); errs != nil {
+		a.metrics.reservations.WithLabelValues(outcomeInvalid, "").Inc()
 		problem.Write(w, httpio.Invalid(errs))
 		return
 	}
 	res, replayed, err := a.store.Reserve(r.Context(), req)
 	if err != nil {
+		a.metrics.reservations.WithLabelValues(failureOutcome(err), "").Inc()
 		a.fail(w, r, err)
 		return
 	}
+	a.metrics.reserved(res, replayed)
 	// A replay answers byte for byte what the first call answered, so the
 	// log's timestamps (which the first answer could not know) are left out.
 	res.CreatedAt, res.UpdatedAt = nil, nil
@@ -250,20 +270,24 @@ func (a *api) resolve(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "attemptId")
 	var req contract.ResolveRequest
 	if p := httpio.Decode(w, r, &req); p != nil {
+		a.metrics.resolves.WithLabelValues(outcomeInvalid).Inc()
 		problem.Write(w, p)
 		return
 	}
 	errs := append(stock.ValidateID("attemptId", id), stock.ValidateID("orderId", req.OrderID)...)
 	if errs != nil {
+		a.metrics.resolves.WithLabelValues(outcomeInvalid).Inc()
 		problem.Write(w, httpio.Invalid(errs))
 		return
 	}
-	res, err := a.store.Resolve(r.Context(), id, req.OrderID)
+	res, fenced, err := a.store.Resolve(r.Context(), id, req.OrderID)
 	if err != nil {
+		a.metrics.resolves.WithLabelValues(failureOutcome(err)).Inc()
 		a.fail(w, r, err)
 		return
 	}
-	a.logger.InfoContext(r.Context(), "attempt resolved", "attemptId", id, "orderId", req.OrderID, "status", res.Status)
+	a.metrics.resolved(res, fenced)
+	a.logger.InfoContext(r.Context(), "attempt resolved", "attemptId", id, "orderId", req.OrderID, "status", res.Status, "fenced", fenced)
 	httpio.JSON(w, http.StatusOK, res)
 }
 

@@ -58,8 +58,8 @@ func TestAttemptLedgerFigures(t *testing.T) {
 	compensated := e.reserve(contract.StatusApplied, contract.Item{ProductID: a.ID, Quantity: 4})
 	e.compensate(compensated.AttemptID, compensated.OrderID, contract.StatusCompensated)
 	fenced := uuid.NewString()
-	if _, err := e.store.Resolve(e.ctx, fenced, uuid.NewString()); err != nil {
-		t.Fatal(err)
+	if _, wasFenced, err := e.store.Resolve(e.ctx, fenced, uuid.NewString()); err != nil || !wasFenced {
+		t.Fatalf("resolve of an attempt never seen: fenced %v, err %v; want fenced", wasFenced, err)
 	}
 
 	tests := []struct {
@@ -86,8 +86,8 @@ func TestAttemptLedgerFigures(t *testing.T) {
 	if err != nil || !replayed || res.Ledger != nil {
 		t.Fatalf("replayed reserve = %+v (replayed %v, err %v), want no ledger", res, replayed, err)
 	}
-	if res, err := e.store.Resolve(e.ctx, compensated.AttemptID, compensated.OrderID); err != nil || res.Ledger != nil {
-		t.Fatalf("resolve = %+v (%v), want no ledger", res, err)
+	if res, fenced, err := e.store.Resolve(e.ctx, compensated.AttemptID, compensated.OrderID); err != nil || res.Ledger != nil || fenced {
+		t.Fatalf("resolve = %+v (fenced %v, err %v), want no ledger and not fenced", res, fenced, err)
 	}
 	if res, err := e.store.Attempt(e.ctx, applied.AttemptID); err != nil || res.Ledger != nil {
 		t.Fatalf("attempt = %+v (%v), want no ledger", res, err)

@@ -290,13 +290,14 @@ func attemptJSON(req []contract.Item, res contract.Reservation) (items, rejected
 }
 
 // Resolve answers what became of an attempt. An attempt never seen is fenced:
-// recorded ABORTED, so a reservation for it that arrives later is refused.
-// If the reservation is in flight, the insert waits on its attempt row until
-// it commits or rolls back, so the answer is always the final truth. An
-// attempt recorded for another order is stock.ErrAttemptMismatch.
-func (s *Store) Resolve(ctx context.Context, attemptID, orderID string) (contract.Reservation, error) {
+// recorded ABORTED, so a reservation for it that arrives later is refused,
+// and fenced is true. If the reservation is in flight, the insert waits on
+// its attempt row until it commits or rolls back, so the answer is always the
+// final truth. An attempt recorded for another order is
+// stock.ErrAttemptMismatch.
+func (s *Store) Resolve(ctx context.Context, attemptID, orderID string) (res contract.Reservation, fenced bool, err error) {
 	const fence = `INSERT INTO stock_attempts (attempt_id, order_id, status) VALUES (?, ?, 'ABORTED')`
-	err := mysqldb.InTx(ctx, s.db, func(tx *sql.Tx) error {
+	err = mysqldb.InTx(ctx, s.db, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, fence, attemptID, orderID)
 		if mysqldb.IsDuplicate(err) {
 			return errAttemptExists
@@ -304,16 +305,17 @@ func (s *Store) Resolve(ctx context.Context, attemptID, orderID string) (contrac
 		return err
 	})
 	if err != nil && !errors.Is(err, errAttemptExists) {
-		return contract.Reservation{}, fmt.Errorf("fence attempt %s: %w", attemptID, err)
+		return contract.Reservation{}, false, fmt.Errorf("fence attempt %s: %w", attemptID, err)
 	}
-	res, err := s.Attempt(ctx, attemptID)
+	fenced = err == nil
+	res, err = s.Attempt(ctx, attemptID)
 	if err != nil {
-		return contract.Reservation{}, err
+		return contract.Reservation{}, false, err
 	}
 	if res.OrderID != orderID {
-		return contract.Reservation{}, fmt.Errorf("attempt %s belongs to order %s: %w", attemptID, res.OrderID, stock.ErrAttemptMismatch)
+		return contract.Reservation{}, false, fmt.Errorf("attempt %s belongs to order %s: %w", attemptID, res.OrderID, stock.ErrAttemptMismatch)
 	}
-	return res, nil
+	return res, fenced, nil
 }
 
 // Compensate gives back whatever attempt attemptID of order orderID took, in

@@ -293,8 +293,8 @@ func TestCompensateLeavesOthersAlone(t *testing.T) {
 	a := e.product("A", 2)
 	rejected := e.reserve(contract.StatusRejected, contract.Item{ProductID: a.ID, Quantity: 3})
 	aborted := contract.ReserveRequest{AttemptID: uuid.NewString(), OrderID: uuid.NewString()}
-	if _, err := e.store.Resolve(e.ctx, aborted.AttemptID, aborted.OrderID); err != nil {
-		t.Fatal(err)
+	if _, fenced, err := e.store.Resolve(e.ctx, aborted.AttemptID, aborted.OrderID); err != nil || !fenced {
+		t.Fatalf("resolve of an attempt never seen: fenced %v, err %v; want fenced", fenced, err)
 	}
 	tests := []struct {
 		name string
