@@ -1,12 +1,16 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/stockfence/stockfence/shared/envconf"
 	"github.com/stockfence/stockfence/shared/mysqldb"
@@ -46,6 +50,14 @@ type Config struct {
 	// StuckAfter is the age past which an unsettled order is flagged stuck
 	// (STUCK_AFTER).
 	StuckAfter time.Duration
+	// StorefrontDemoToken is a customer JWT, minted by the local launcher,
+	// that the storefront page receives from GET /demo/token so a local demo
+	// needs no sign-in (STOREFRONT_DEMO_TOKEN, optional, local runs only).
+	// It must be signed with CustomerJWTSecret and unexpired, and the
+	// service must listen on a loopback address; unset, no token is ever
+	// handed out and the page asks the shopper for one. The service never
+	// mints tokens.
+	StorefrontDemoToken string
 }
 
 // parseConfig reads the configuration through getenv. Every problem found is
@@ -66,6 +78,8 @@ func parseConfig(getenv func(string) string) (Config, error) {
 		SyncBudget:        env.Duration("ORDER_SYNC_BUDGET", "3s"),
 		RecoveryInterval:  env.Duration("RECOVERY_INTERVAL", "1s"),
 		StuckAfter:        env.Duration("STUCK_AFTER", "30s"),
+		// Optional: only a local launcher sets it.
+		StorefrontDemoToken: env.String("STOREFRONT_DEMO_TOKEN", ""),
 	}
 	if _, _, err := net.SplitHostPort(cfg.HTTPAddr); err != nil {
 		env.Fail("ORDER_HTTP_ADDR", fmt.Errorf("%q is not host:port", cfg.HTTPAddr))
@@ -81,6 +95,11 @@ func parseConfig(getenv func(string) string) (Config, error) {
 		env.Fail("KAFKA_BROKERS", err)
 	}
 	cfg.KafkaBrokers = brokers
+	if cfg.StorefrontDemoToken != "" && cfg.CustomerJWTSecret != "" {
+		if err := checkDemoToken(cfg.StorefrontDemoToken, cfg.CustomerJWTSecret, cfg.HTTPAddr, time.Now()); err != nil {
+			env.Fail("STOREFRONT_DEMO_TOKEN", err)
+		}
+	}
 	if err := env.Err(); err != nil {
 		return Config{}, err
 	}
@@ -100,8 +119,32 @@ func parseBrokers(s string) ([]string, error) {
 	return brokers, nil
 }
 
-// LogValue prints the configuration with the tokens, the JWT secret and any
-// password in the DSN masked.
+// checkDemoToken refuses a demo token anywhere but on a loopback listener
+// (it is handed to whoever asks), and one that the service itself would
+// refuse: not HS256 with secret, without exp or expired at now, or without a
+// usable sub.
+func checkDemoToken(token, secret, addr string, now time.Time) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("needs ORDER_HTTP_ADDR to be host:port: %w", err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("is for local demos only: ORDER_HTTP_ADDR must be a loopback address, not %q", addr)
+	}
+	parser := jwt.NewParser(jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(),
+		jwt.WithTimeFunc(func() time.Time { return now }))
+	var claims jwt.RegisteredClaims
+	if _, err := parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return []byte(secret), nil }); err != nil {
+		return fmt.Errorf("is not a valid customer token signed with CUSTOMER_JWT_SECRET: %w", err)
+	}
+	if claims.Subject == "" || utf8.RuneCountInString(claims.Subject) > 128 {
+		return errors.New("must name the customer in sub (1 to 128 characters)")
+	}
+	return nil
+}
+
+// LogValue prints the configuration with the tokens (the demo token too), the
+// JWT secret and any password in the DSN masked.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("ORDER_HTTP_ADDR", c.HTTPAddr),
@@ -116,5 +159,6 @@ func (c Config) LogValue() slog.Value {
 		slog.String("ORDER_SYNC_BUDGET", c.SyncBudget.String()),
 		slog.String("RECOVERY_INTERVAL", c.RecoveryInterval.String()),
 		slog.String("STUCK_AFTER", c.StuckAfter.String()),
+		slog.String("STOREFRONT_DEMO_TOKEN", envconf.Mask(c.StorefrontDemoToken)),
 	)
 }

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/stockfence/stockfence/orderservice/internal/backlog"
 	"github.com/stockfence/stockfence/orderservice/internal/compensation"
 	"github.com/stockfence/stockfence/orderservice/internal/httpapi"
 	"github.com/stockfence/stockfence/orderservice/internal/mysql"
@@ -26,6 +27,7 @@ import (
 	"github.com/stockfence/stockfence/orderservice/internal/recovery"
 	"github.com/stockfence/stockfence/shared/contract"
 	"github.com/stockfence/stockfence/shared/kafkaclient"
+	"github.com/stockfence/stockfence/shared/metrics"
 	"github.com/stockfence/stockfence/shared/mysqldb"
 	schema "github.com/stockfence/stockfence/sql"
 )
@@ -78,11 +80,18 @@ func run(ctx context.Context, logger *slog.Logger, getenv func(string) string) e
 	}
 
 	store := mysql.New(db)
+	reg := metrics.NewRegistry()
+	reg.MustRegister(backlog.New(store, nil))
 	products, err := productclient.New(productclient.Config{
 		BaseURL:      cfg.ProductURL,
 		ServiceToken: cfg.ServiceToken,
 		Timeout:      cfg.ProductTimeout,
 		Logger:       logger,
+		Metrics:      reg,
+
+		// The contract gives both services one ADMIN_TOKEN: the dashboard's
+		// dead-letter calls are forwarded with it.
+		AdminToken: cfg.AdminToken,
 	})
 	if err != nil {
 		return err
@@ -99,6 +108,7 @@ func run(ctx context.Context, logger *slog.Logger, getenv func(string) string) e
 	if err != nil {
 		return err
 	}
+	metrics.ConsumerLag(reg, consumerGroup, results)
 	relay := compensation.NewRelay(store, producer, relayInterval, logger)
 	svc := ordering.New(store, products, ordering.Config{
 		SyncBudget:     cfg.SyncBudget,
@@ -123,6 +133,13 @@ func run(ctx context.Context, logger *slog.Logger, getenv func(string) string) e
 			Wake:       func() { worker.Wake(); relay.Wake() },
 			Reconciler: reconcile.New(products, store, reconcile.Config{}),
 			Logger:     logger,
+			Metrics:    reg,
+
+			// The dashboard's figures and dead letters, and the storefront's
+			// demo sign-in (local runs only).
+			Activity:    store,
+			DeadLetters: products,
+			DemoToken:   cfg.StorefrontDemoToken,
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,

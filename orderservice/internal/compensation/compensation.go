@@ -116,7 +116,7 @@ func (r *Relay) Pass(ctx context.Context) int {
 			continue
 		}
 		delay := min(retryBase<<min(m.Attempts, 10), retryCap)
-		r.logger.WarnContext(ctx, "publish outbox message", "id", m.ID, "key", m.Key, "attempts", m.Attempts+1, "retryIn", delay, "err", errs[i])
+		r.logger.WarnContext(ctx, "publish outbox message", "id", m.ID, "attemptId", m.Key, "attempts", m.Attempts+1, "retryIn", delay, "err", errs[i])
 		if err := r.store.MarkFailed(wctx, m.ID, errs[i].Error(), time.Now().UTC().Add(delay)); err != nil {
 			r.logger.ErrorContext(ctx, "mark outbox message failed", "id", m.ID, "err", err)
 		}
@@ -152,7 +152,7 @@ func ResultHandler(store ResultStore, logger *slog.Logger) kafkaclient.Handler {
 				logger.ErrorContext(ctx, "skip compensation result", "orderId", r.OrderID, "attemptId", r.AttemptID, "err", err)
 				return nil
 			}
-			logger.WarnContext(ctx, "apply compensation result; retrying", "orderId", r.OrderID, "retryIn", wait, "err", err)
+			logger.WarnContext(ctx, "apply compensation result; retrying", "orderId", r.OrderID, "attemptId", r.AttemptID, "retryIn", wait, "err", err)
 			select {
 			case <-ctx.Done():
 				return fmt.Errorf("apply result of attempt %s: %w", r.AttemptID, ctx.Err())

@@ -210,6 +210,13 @@ type harness struct {
 
 func newHarness(t *testing.T, mode string) *harness {
 	t.Helper()
+	return newHarnessWith(t, mode, nil)
+}
+
+// newHarnessWith is newHarness with configure applied to the handler's
+// configuration (when not nil) before the server starts.
+func newHarnessWith(t *testing.T, mode string, configure func(*httpapi.Config)) *harness {
+	t.Helper()
 	db := schematest.Open(t, schema.Orders, 8)
 
 	products := &fakeProducts{}
@@ -223,7 +230,7 @@ func newHarness(t *testing.T, mode string) *harness {
 	store := mysql.New(db)
 	reconciler := reconcile.New(client, store, reconcile.Config{})
 	svc := ordering.New(store, client, ordering.Config{SyncBudget: syncBudget, ProductTimeout: productTimeout})
-	api := httptest.NewServer(httpapi.New(httpapi.Config{
+	cfg := httpapi.Config{
 		Service:    svc,
 		Catalog:    client,
 		Readiness:  store,
@@ -232,7 +239,11 @@ func newHarness(t *testing.T, mode string) *harness {
 		AdminToken: adminToken,
 		StuckAfter: stuckAfter,
 		Reconciler: reconciler,
-	}))
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	api := httptest.NewServer(httpapi.New(cfg))
 	t.Cleanup(api.Close)
 	return &harness{t: t, url: api.URL, db: db, products: products}
 }

@@ -29,6 +29,9 @@ type placeRequest struct {
 }
 
 func (h *handler) placeOrder(w http.ResponseWriter, r *http.Request) {
+	answer := trackPlace(w, r)
+	defer h.metrics.placeDone(answer)
+	w = answer.w
 	key, err := idempotencyKey(r)
 	if err != nil {
 		h.fail(w, r, err)
@@ -48,6 +51,7 @@ func (h *handler) placeOrder(w http.ResponseWriter, r *http.Request) {
 	if status == http.StatusCreated || status == http.StatusAccepted {
 		w.Header().Set("Location", "/orders/"+o.ID)
 	}
+	answer.answered(o.Status)
 	httpio.JSON(w, status, toOrderJSON(o))
 }
 

@@ -1,6 +1,7 @@
 // Package httpapi is the order service's HTTP interface: the customer API
-// (/orders), the public catalog proxy (/catalog) and the health endpoints,
-// with problem+json errors for everything that is not an order.
+// (/orders), the public catalog proxy (/catalog), the operators' API (/ops),
+// the storefront (/) and dashboard (/ops/) pages and the health and metrics
+// endpoints, with problem+json errors for everything that is not an order.
 //
 // Order representation. Every field is always present except shortages,
 // which appears only on a rejection that named some. A value not known yet is
@@ -18,10 +19,12 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stockfence/stockfence/orderservice/internal/order"
 	"github.com/stockfence/stockfence/shared/bearer"
 	"github.com/stockfence/stockfence/shared/contract"
+	"github.com/stockfence/stockfence/shared/metrics"
 	"github.com/stockfence/stockfence/shared/middleware"
 	"github.com/stockfence/stockfence/shared/problem"
 )
@@ -72,7 +75,19 @@ type Config struct {
 	Wake       func()
 	// Reconciler serves GET /ops/reconcile; without it that path is 404.
 	Reconciler Reconciler
-	Logger     *slog.Logger
+	// Activity serves GET /ops/stats and DeadLetters GET /ops/dlq and
+	// POST /ops/dlq/replay (admin token); without them those paths are 404.
+	Activity    ActivityReader
+	DeadLetters DeadLetters
+	// DemoToken, when set, is a customer token that GET /demo/token hands
+	// to the storefront page of a local demo (STOREFRONT_DEMO_TOKEN); empty,
+	// that path is 404 and the page asks the shopper for a token.
+	DemoToken string
+	Logger    *slog.Logger
+	// Metrics is the registry that GET /metrics serves and that the
+	// router records its HTTP and orders-placed metrics in; nil gives the
+	// router a registry of its own.
+	Metrics *prometheus.Registry
 }
 
 type handler struct {
@@ -81,9 +96,13 @@ type handler struct {
 	ready      Readiness
 	ops        Ops
 	reconciler Reconciler
+	activity   ActivityReader
+	dlq        DeadLetters
+	demoToken  string
 	stuckAfter time.Duration
 	wake       func()
 	logger     *slog.Logger
+	metrics    *apiMetrics
 }
 
 // New returns the service's HTTP handler. Every response carries an
@@ -95,13 +114,19 @@ func New(cfg Config) http.Handler {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	h := &handler{svc: cfg.Service, catalog: cfg.Catalog, ready: cfg.Readiness, ops: cfg.Ops,
-		reconciler: cfg.Reconciler, stuckAfter: cfg.StuckAfter, wake: cfg.Wake, logger: logger}
+		reconciler: cfg.Reconciler, stuckAfter: cfg.StuckAfter, wake: cfg.Wake, logger: logger,
+		activity: cfg.Activity, dlq: cfg.DeadLetters, demoToken: cfg.DemoToken}
 	if h.wake == nil {
 		h.wake = func() {}
 	}
+	reg := cfg.Metrics
+	if reg == nil {
+		reg = metrics.NewRegistry()
+	}
+	h.metrics = newAPIMetrics(reg)
 
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, middleware.AccessLog(logger), middleware.Recover(logger))
+	r.Use(middleware.RequestID, metrics.HTTP(reg), middleware.AccessLog(logger), middleware.Recover(logger))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, problem.Newf(http.StatusNotFound, problem.CodeNotFound, "no resource at %s", r.URL.Path))
 	})
@@ -114,7 +139,18 @@ func New(cfg Config) http.Handler {
 
 	r.Get("/healthz", h.healthz)
 	r.Get("/readyz", h.readyz)
+	r.Method(http.MethodGet, "/metrics", metrics.Handler(reg, logger))
 	r.Get("/catalog", h.getCatalog)
+	r.Get("/openapi.yaml", serveOpenAPI)
+	// The storefront and the dashboard: public static shells whose data
+	// calls carry their tokens.
+	r.Get("/", h.storefrontPage)
+	r.Get("/ops", h.redirectToDashboard)
+	r.Get("/ops/", h.dashboardPage)
+	r.Get("/assets/{name}", h.asset)
+	if h.demoToken != "" {
+		r.Get("/demo/token", h.getDemoToken)
+	}
 	r.Group(func(r chi.Router) {
 		r.Use(authenticate(cfg.JWTSecret))
 		r.Post("/orders", h.placeOrder)
@@ -128,6 +164,13 @@ func New(cfg Config) http.Handler {
 		r.Post("/ops/orders/{id}/recheck", h.recheck)
 		if h.reconciler != nil {
 			r.Get("/ops/reconcile", h.reconcile)
+		}
+		if h.activity != nil {
+			r.Get("/ops/stats", h.stats)
+		}
+		if h.dlq != nil {
+			r.Get("/ops/dlq", h.deadLetterCount)
+			r.Post("/ops/dlq/replay", h.replayDeadLetters)
 		}
 	})
 	return r

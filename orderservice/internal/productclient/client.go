@@ -4,7 +4,9 @@
 // the reconciliation reads of the attempt log and the ledger, retried like
 // the catalog. The reserve and resolve calls go through one circuit breaker
 // per Client, so a product service that is down is not piled on and callers
-// can fail fast; the reads do not, so an ops check never trips it.
+// can fail fast; the reads do not, so an ops check never trips it. The ops
+// calls on the dead-letter topic (its count and its replay) are sent once
+// each with the admin token, outside the breaker too.
 package productclient
 
 import (
@@ -26,6 +28,7 @@ import (
 
 	chimw "github.com/go-chi/chi/v5/middleware"
 	"github.com/hashicorp/go-retryablehttp"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/stockfence/stockfence/shared/contract"
@@ -110,6 +113,9 @@ type Config struct {
 	BaseURL string
 	// ServiceToken is presented as a bearer token on /reservations.
 	ServiceToken string
+	// AdminToken is presented on the product service's /admin endpoints
+	// (the dead-letter count and replay); empty leaves them unusable.
+	AdminToken string
 	// Timeout is the deadline of one call, or of one try of a retried
 	// call (PRODUCT_TIMEOUT); a shorter deadline on the caller's context
 	// wins.
@@ -131,6 +137,10 @@ type Config struct {
 	// ResolveWaitMax caps one wait between Resolve tries, a Retry-After
 	// header included.
 	ResolveWaitMax time.Duration
+	// Metrics, if not nil, gets the counts of reserve and resolve calls by
+	// outcome and the breaker's state and transitions
+	// (stockfence_productclient_*).
+	Metrics prometheus.Registerer
 }
 
 // withDefaults fills the zero fields and checks the rest.
@@ -173,12 +183,17 @@ type Client struct {
 	catalog      *retryablehttp.Client
 	// books reads the attempt log and the ledger: retried like catalog,
 	// with the service token, not through the breaker.
-	books   *retryablehttp.Client
-	breaker *gobreaker.CircuitBreaker[*http.Response]
+	books *retryablehttp.Client
+	// admin calls the dead-letter endpoints once each, with adminToken
+	// and the deadline of each method.
+	admin      *http.Client
+	adminToken string
+	breaker    *gobreaker.CircuitBreaker[*http.Response]
 	// openUntil is when the open breaker half-opens; nil while it is
 	// closed or half-open. Kept beside the breaker so Available needs
 	// no lock.
 	openUntil atomic.Pointer[time.Time]
+	metrics   *clientMetrics
 }
 
 // New returns a client for cfg. BaseURL must be an absolute http(s) URL and
@@ -208,7 +223,8 @@ func New(cfg Config) (*Client, error) {
 		ExpectContinueTimeout: time.Second,
 		ForceAttemptHTTP2:     true,
 	}
-	c := &Client{base: base, token: cfg.ServiceToken, timeout: cfg.Timeout, waitMin: cfg.ResolveWaitMin, waitMax: cfg.ResolveWaitMax}
+	c := &Client{base: base, token: cfg.ServiceToken, timeout: cfg.Timeout, waitMin: cfg.ResolveWaitMin, waitMax: cfg.ResolveWaitMax,
+		admin: &http.Client{Transport: transport}, adminToken: cfg.AdminToken}
 	c.breaker = gobreaker.NewCircuitBreaker[*http.Response](gobreaker.Settings{
 		Name:        breakerName,
 		MaxRequests: uint32(cfg.BreakerProbes),
@@ -222,6 +238,7 @@ func New(cfg Config) (*Client, error) {
 		IsExcluded:   func(err error) bool { return errors.Is(err, errCallerGone) },
 		// Called with the breaker's lock held: no calls back into it.
 		OnStateChange: func(name string, from, to gobreaker.State) {
+			c.metrics.transitions.WithLabelValues(to.String()).Inc()
 			if to == gobreaker.StateOpen {
 				until := time.Now().Add(cfg.BreakerOpenFor)
 				c.openUntil.Store(&until)
@@ -232,6 +249,7 @@ func New(cfg Config) (*Client, error) {
 			logger.Info("circuit breaker state changed", "breaker", name, "from", from.String(), "to", to.String())
 		},
 	})
+	c.metrics = newClientMetrics(cfg.Metrics, c.breaker)
 	c.reservations = &http.Client{
 		// breakerTransport has no CloseIdleConnections, so retryablehttp
 		// giving up on one resolve does not empty the shared pool.
@@ -300,7 +318,8 @@ func (c *Client) BreakerState() string {
 // When the circuit breaker refuses the call, nothing is sent (so the attempt
 // is certainly not applied) and the error wraps ErrBreakerOpen, not
 // ErrUnknownOutcome. The call is bounded by Timeout.
-func (c *Client) Reserve(ctx context.Context, req contract.ReserveRequest) (contract.Reservation, error) {
+func (c *Client) Reserve(ctx context.Context, req contract.ReserveRequest) (out contract.Reservation, err error) {
+	defer func() { c.metrics.reserves.WithLabelValues(outcome(out, err)).Inc() }()
 	unknown := func(err error) (contract.Reservation, error) {
 		return contract.Reservation{}, fmt.Errorf("reserve attempt %s: %w: %w", req.AttemptID, ErrUnknownOutcome, err)
 	}
@@ -358,7 +377,8 @@ func (c *Client) Reserve(ctx context.Context, req contract.ReserveRequest) (cont
 // when the breaker refused a try, at the start or after the tries of a dead
 // service opened it; ErrRejectedRequest on a 4xx, which is not retried. With
 // any error the attempt stays unresolved.
-func (c *Client) Resolve(ctx context.Context, attemptID, orderID string) (contract.Reservation, error) {
+func (c *Client) Resolve(ctx context.Context, attemptID, orderID string) (out contract.Reservation, err error) {
+	defer func() { c.metrics.resolves.WithLabelValues(outcome(out, err)).Inc() }()
 	body, err := json.Marshal(contract.ResolveRequest{OrderID: orderID})
 	if err != nil {
 		return contract.Reservation{}, fmt.Errorf("encode resolve %s: %w", attemptID, err)
