@@ -55,7 +55,17 @@ type Options struct {
 	// starts an embedded Broker on a free port with its data in
 	// <LogDir>/kafka; otherwise that Kafka is used and nothing is started.
 	KafkaBrokers string
+	// DemoCustomer, when set, makes Start mint a customer token for that
+	// customer (valid for DemoTokenTTL) and give it to the order service as
+	// STOREFRONT_DEMO_TOKEN, so that the storefront page signs the shopper
+	// in by itself. Only a local stack does this; the services never mint
+	// tokens.
+	DemoCustomer string
 }
+
+// DemoTokenTTL is how long the token minted for Options.DemoCustomer is
+// valid.
+const DemoTokenTTL = 24 * time.Hour
 
 // Stack is a running pair of services. Its fields are read-only.
 type Stack struct {
@@ -72,6 +82,9 @@ type Stack struct {
 	LogDir string
 	// KafkaBrokers is the KAFKA_BROKERS the services run with.
 	KafkaBrokers string
+	// DemoToken is the customer token the storefront hands out
+	// (STOREFRONT_DEMO_TOKEN); empty unless Options.DemoCustomer was set.
+	DemoToken string
 	// Broker is the embedded Kafka broker, for fault injection (Stop and
 	// Start it); nil when Options.KafkaBrokers named an external one.
 	Broker *Broker
@@ -143,6 +156,11 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 		KafkaBrokers: kafkaBrokers,
 		Broker:       broker,
 	}
+	orderOnly := map[string]string{}
+	if opts.DemoCustomer != "" {
+		s.DemoToken = s.CustomerToken(opts.DemoCustomer, DemoTokenTTL)
+		orderOnly["STOREFRONT_DEMO_TOKEN"] = s.DemoToken
+	}
 	common := map[string]string{
 		"SERVICE_TOKEN": s.ServiceToken,
 		"ADMIN_TOKEN":   s.AdminToken,
@@ -161,7 +179,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 			"ORDER_MYSQL_DSN":     opts.OrdersDSN,
 			"PRODUCT_URL":         s.ProductURL,
 			"CUSTOMER_JWT_SECRET": s.JWTSecret,
-		}, opts.Env, opts.OrderEnv))
+		}, orderOnly, opts.Env, opts.OrderEnv))
 
 	if err := s.Product.Start(ctx); err != nil {
 		return nil, fmt.Errorf("start stack: %w", err)
@@ -301,7 +319,7 @@ func isContractVar(name string) bool {
 	switch name {
 	case "PRODUCT_HTTP_ADDR", "PRODUCT_MYSQL_DSN", "ORDER_HTTP_ADDR", "ORDER_MYSQL_DSN", "PRODUCT_URL",
 		"KAFKA_BROKERS", "SERVICE_TOKEN", "ADMIN_TOKEN", "CUSTOMER_JWT_SECRET", "PRODUCT_TIMEOUT",
-		"ORDER_SYNC_BUDGET", "RECOVERY_INTERVAL", "STUCK_AFTER":
+		"ORDER_SYNC_BUDGET", "RECOVERY_INTERVAL", "STUCK_AFTER", "STOREFRONT_DEMO_TOKEN":
 		return true
 	}
 	return false

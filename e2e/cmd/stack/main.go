@@ -3,6 +3,9 @@
 // starts them on the contract's default ports with the databases products
 // and orders, seeds a flash-sale catalog and prints the URLs, tokens and curl
 // commands to try it. Ctrl-C stops both services cleanly, then the broker.
+// The storefront at / signs the demo shopper in by itself: the launcher
+// mints that customer's token and hands it to the order service as
+// STOREFRONT_DEMO_TOKEN (a local-only setting).
 //
 // The broker listens on 127.0.0.1:9092 and keeps its topics, messages and
 // consumer offsets in <repo>/.run/kafka, so they survive a restart. With
@@ -89,8 +92,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		}
 		return err
 	}
-	expires := time.Now().Add(24 * time.Hour)
-	printBanner(out, l, catalog, l.stack.CustomerToken(demoCustomer, 24*time.Hour), expires, secretsPath)
+	// The storefront signs the shopper in with the demo token; the banner
+	// prints the same one for curl.
+	expires := time.Now().Add(stack.DemoTokenTTL)
+	printBanner(out, l, catalog, l.stack.DemoToken, expires, secretsPath)
 
 	select {
 	case <-ctx.Done():
@@ -173,6 +178,7 @@ func up(ctx context.Context, out io.Writer, root, secretsPath string, cfg config
 		ServiceToken: secrets.ServiceToken,
 		JWTSecret:    secrets.CustomerJWTSecret,
 		KafkaBrokers: kafkaBrokers,
+		DemoCustomer: demoCustomer,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -224,6 +230,9 @@ func printBanner(out io.Writer, l *local, catalog []contract.Product, customerTo
 	}
 	fmt.Fprintf(out, `
 stockfence is running. Ctrl-C stops it.
+
+  storefront       %[1]s/  (signed in as %[7]q)
+  ops dashboard    %[1]s/ops/  (sign in with the admin token)
 
   order service    %[1]s
   product service  %[2]s
