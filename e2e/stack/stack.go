@@ -61,6 +61,11 @@ type Options struct {
 	// in by itself. Only a local stack does this; the services never mint
 	// tokens.
 	DemoCustomer string
+	// RateLimited keeps the order service's per-customer limit on
+	// POST /orders (ORDER_RATE_LIMIT, 60 a minute by default), as `make run`
+	// does. Test crowds reuse a few customers for thousands of orders, so
+	// by default the launcher turns it off; Env or OrderEnv can still set it.
+	RateLimited bool
 }
 
 // DemoTokenTTL is how long the token minted for Options.DemoCustomer is
@@ -157,6 +162,9 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 		Broker:       broker,
 	}
 	orderOnly := map[string]string{}
+	if !opts.RateLimited {
+		orderOnly["ORDER_RATE_LIMIT"] = "0"
+	}
 	if opts.DemoCustomer != "" {
 		s.DemoToken = s.CustomerToken(opts.DemoCustomer, DemoTokenTTL)
 		orderOnly["STOREFRONT_DEMO_TOKEN"] = s.DemoToken
@@ -292,14 +300,14 @@ func loopbackAddr(port int) (string, error) {
 	return addr, nil
 }
 
-// environ returns the launcher's environment without any contract variable,
+// environ returns the launcher's environment without any service variable,
 // so a stray PRODUCT_TIMEOUT in a developer's shell cannot change a test,
 // followed by the layers in order (later layers win).
 func environ(layers ...map[string]string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
-		if !isContractVar(name) {
+		if !isServiceVar(name) {
 			env = append(env, kv)
 		}
 	}
@@ -315,11 +323,13 @@ func environ(layers ...map[string]string) []string {
 	return env
 }
 
-func isContractVar(name string) bool {
+func isServiceVar(name string) bool {
 	switch name {
 	case "PRODUCT_HTTP_ADDR", "PRODUCT_MYSQL_DSN", "ORDER_HTTP_ADDR", "ORDER_MYSQL_DSN", "PRODUCT_URL",
 		"KAFKA_BROKERS", "SERVICE_TOKEN", "ADMIN_TOKEN", "CUSTOMER_JWT_SECRET", "PRODUCT_TIMEOUT",
-		"ORDER_SYNC_BUDGET", "RECOVERY_INTERVAL", "STUCK_AFTER", "STOREFRONT_DEMO_TOKEN":
+		"ORDER_SYNC_BUDGET", "RECOVERY_INTERVAL", "STUCK_AFTER", "STOREFRONT_DEMO_TOKEN",
+		"ORDER_RATE_LIMIT", "ORDER_RATE_WINDOW", "ORDER_CORS_ORIGINS", "ORDER_MYSQL_MAX_CONNS", "PRODUCT_MYSQL_MAX_CONNS",
+		"PRODUCT_COALESCE", "PRODUCT_COALESCE_LANES", "PRODUCT_COALESCE_MAX_BATCH":
 		return true
 	}
 	return false

@@ -179,6 +179,7 @@ func up(ctx context.Context, out io.Writer, root, secretsPath string, cfg config
 		JWTSecret:    secrets.CustomerJWTSecret,
 		KafkaBrokers: kafkaBrokers,
 		DemoCustomer: demoCustomer,
+		RateLimited:  true,
 	})
 	if err != nil {
 		return nil, nil, err

@@ -58,6 +58,15 @@ type Config struct {
 	// handed out and the page asks the shopper for one. The service never
 	// mints tokens.
 	StorefrontDemoToken string
+	// RateLimit is how many POST /orders one customer may send per
+	// RateWindow on one instance (ORDER_RATE_LIMIT, 0 turns it off;
+	// ORDER_RATE_WINDOW). Additions to the contract.
+	RateLimit  int
+	RateWindow time.Duration
+	// CORSOrigins are the origins whose pages may call the API from a
+	// browser (ORDER_CORS_ORIGINS, comma-separated; empty: none, the
+	// pages are served from the same origin). An addition to the contract.
+	CORSOrigins []string
 }
 
 // parseConfig reads the configuration through getenv. Every problem found is
@@ -80,6 +89,8 @@ func parseConfig(getenv func(string) string) (Config, error) {
 		StuckAfter:        env.Duration("STUCK_AFTER", "30s"),
 		// Optional: only a local launcher sets it.
 		StorefrontDemoToken: env.String("STOREFRONT_DEMO_TOKEN", ""),
+		RateLimit:           env.Int("ORDER_RATE_LIMIT", 60, 0, 1_000_000),
+		RateWindow:          env.Duration("ORDER_RATE_WINDOW", "1m"),
 	}
 	if _, _, err := net.SplitHostPort(cfg.HTTPAddr); err != nil {
 		env.Fail("ORDER_HTTP_ADDR", fmt.Errorf("%q is not host:port", cfg.HTTPAddr))
@@ -90,6 +101,11 @@ func parseConfig(getenv func(string) string) (Config, error) {
 	if u, err := url.Parse(cfg.ProductURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		env.Fail("PRODUCT_URL", fmt.Errorf("%q is not an absolute http(s) URL", cfg.ProductURL))
 	}
+	origins, err := parseOrigins(env.String("ORDER_CORS_ORIGINS", ""))
+	if err != nil {
+		env.Fail("ORDER_CORS_ORIGINS", err)
+	}
+	cfg.CORSOrigins = origins
 	brokers, err := parseBrokers(env.String("KAFKA_BROKERS", "127.0.0.1:9092"))
 	if err != nil {
 		env.Fail("KAFKA_BROKERS", err)
@@ -117,6 +133,24 @@ func parseBrokers(s string) ([]string, error) {
 		brokers = append(brokers, b)
 	}
 	return brokers, nil
+}
+
+// parseOrigins reads a comma-separated list of origins, each scheme://host
+// with an optional port and nothing else.
+func parseOrigins(s string) ([]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var origins []string
+	for _, o := range strings.Split(s, ",") {
+		o = strings.TrimSpace(o)
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil {
+			return nil, fmt.Errorf("%q is not an origin like https://shop.example.com", o)
+		}
+		origins = append(origins, o)
+	}
+	return origins, nil
 }
 
 // checkDemoToken refuses a demo token anywhere but on a loopback listener
@@ -160,5 +194,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("RECOVERY_INTERVAL", c.RecoveryInterval.String()),
 		slog.String("STUCK_AFTER", c.StuckAfter.String()),
 		slog.String("STOREFRONT_DEMO_TOKEN", envconf.Mask(c.StorefrontDemoToken)),
+		slog.Int("ORDER_RATE_LIMIT", c.RateLimit),
+		slog.String("ORDER_RATE_WINDOW", c.RateWindow.String()),
+		slog.String("ORDER_CORS_ORIGINS", strings.Join(c.CORSOrigins, ",")),
 	)
 }

@@ -41,6 +41,8 @@ func TestParseConfig(t *testing.T) {
 		SyncBudget:        3 * time.Second,
 		RecoveryInterval:  time.Second,
 		StuckAfter:        30 * time.Second,
+		RateLimit:         60,
+		RateWindow:        time.Minute,
 	}
 	tests := []struct {
 		name    string
@@ -61,6 +63,9 @@ func TestParseConfig(t *testing.T) {
 				"RECOVERY_INTERVAL":     "500ms",
 				"STUCK_AFTER":           "1m",
 				"ORDER_MYSQL_MAX_CONNS": "8",
+				"ORDER_RATE_LIMIT":      "0",
+				"ORDER_RATE_WINDOW":     "10s",
+				"ORDER_CORS_ORIGINS":    "https://shop.example.com, http://localhost:3000",
 			}),
 			want: func(c Config) Config {
 				c.HTTPAddr = ":9000"
@@ -72,6 +77,8 @@ func TestParseConfig(t *testing.T) {
 				c.RecoveryInterval = 500 * time.Millisecond
 				c.StuckAfter = time.Minute
 				c.MySQLMaxConns = 8
+				c.RateLimit, c.RateWindow = 0, 10*time.Second
+				c.CORSOrigins = []string{"https://shop.example.com", "http://localhost:3000"}
 				return c
 			},
 		},
@@ -88,6 +95,9 @@ func TestParseConfig(t *testing.T) {
 		{name: "dsn without database", vars: withSecrets(map[string]string{"ORDER_MYSQL_DSN": "root@tcp(127.0.0.1:3306)/"}), wantErr: []string{"ORDER_MYSQL_DSN"}},
 		{name: "relative product url", vars: withSecrets(map[string]string{"PRODUCT_URL": "products:8081"}), wantErr: []string{"PRODUCT_URL"}},
 		{name: "bad brokers", vars: withSecrets(map[string]string{"KAFKA_BROKERS": "k1:9092,,k2"}), wantErr: []string{"KAFKA_BROKERS"}},
+		{name: "negative rate limit", vars: withSecrets(map[string]string{"ORDER_RATE_LIMIT": "-1"}), wantErr: []string{"ORDER_RATE_LIMIT"}},
+		{name: "origin with a path", vars: withSecrets(map[string]string{"ORDER_CORS_ORIGINS": "https://shop.example.com/app"}), wantErr: []string{"ORDER_CORS_ORIGINS"}},
+		{name: "origin without scheme", vars: withSecrets(map[string]string{"ORDER_CORS_ORIGINS": "shop.example.com"}), wantErr: []string{"ORDER_CORS_ORIGINS"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

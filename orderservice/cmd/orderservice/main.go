@@ -140,6 +140,10 @@ func run(ctx context.Context, logger *slog.Logger, getenv func(string) string) e
 			Activity:    store,
 			DeadLetters: products,
 			DemoToken:   cfg.StorefrontDemoToken,
+
+			RateLimit:   cfg.RateLimit,
+			RateWindow:  cfg.RateWindow,
+			CORSOrigins: cfg.CORSOrigins,
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/cors"
+	"github.com/go-chi/httprate"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stockfence/stockfence/orderservice/internal/order"
@@ -37,6 +39,7 @@ const (
 	CodeNotReady             = "not_ready"
 	CodeAlreadySettled       = "already_settled"
 	CodeNotCancellable       = "not_cancellable"
+	CodeRateLimited          = "rate_limited"
 )
 
 // Service places and reads orders (internal/ordering.Service).
@@ -88,6 +91,14 @@ type Config struct {
 	// router records its HTTP and orders-placed metrics in; nil gives the
 	// router a registry of its own.
 	Metrics *prometheus.Registry
+	// RateLimit bounds each customer's POST /orders per RateWindow on this
+	// instance (0: no limit); beyond it the answer is 429 rate_limited with
+	// Retry-After.
+	RateLimit  int
+	RateWindow time.Duration
+	// CORSOrigins may call the API from a browser page of theirs; empty:
+	// no cross-origin access (the pages are same-origin).
+	CORSOrigins []string
 }
 
 type handler struct {
@@ -127,6 +138,15 @@ func New(cfg Config) http.Handler {
 
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID, metrics.HTTP(reg), middleware.AccessLog(logger), middleware.Recover(logger))
+	if len(cfg.CORSOrigins) > 0 {
+		r.Use(cors.Handler(cors.Options{
+			AllowedOrigins: cfg.CORSOrigins,
+			AllowedMethods: []string{http.MethodGet, http.MethodPost},
+			AllowedHeaders: []string{"Authorization", "Content-Type", "Idempotency-Key"},
+			ExposedHeaders: []string{"Location", "Retry-After", "X-Request-Id"},
+			MaxAge:         600,
+		}))
+	}
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, problem.Newf(http.StatusNotFound, problem.CodeNotFound, "no resource at %s", r.URL.Path))
 	})
@@ -153,7 +173,7 @@ func New(cfg Config) http.Handler {
 	}
 	r.Group(func(r chi.Router) {
 		r.Use(authenticate(cfg.JWTSecret))
-		r.Post("/orders", h.placeOrder)
+		r.With(rateLimit(cfg.RateLimit, cfg.RateWindow)).Post("/orders", h.placeOrder)
 		r.Get("/orders", h.listOrders)
 		r.Get("/orders/{id}", h.getOrder)
 		r.Post("/orders/{id}/cancel", h.cancelOrder)
@@ -186,4 +206,19 @@ func allowedMethods(r chi.Routes, path string) string {
 		}
 	}
 	return strings.Join(allowed, ", ")
+}
+
+// rateLimit allows each customer (the JWT's sub) limit requests per window
+// and answers the rest 429 rate_limited with Retry-After; limit 0 allows all.
+// The count is per instance (go-chi/httprate, in memory).
+func rateLimit(limit int, window time.Duration) func(http.Handler) http.Handler {
+	if limit <= 0 {
+		return func(next http.Handler) http.Handler { return next }
+	}
+	return httprate.Limit(limit, window,
+		httprate.WithKeyFuncs(func(r *http.Request) (string, error) { return customerID(r.Context()), nil }),
+		httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
+			problem.Write(w, problem.Newf(http.StatusTooManyRequests, CodeRateLimited,
+				"at most %d orders per %v per customer; try again after Retry-After seconds", limit, window))
+		}))
 }
