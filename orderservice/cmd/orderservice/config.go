@@ -63,6 +63,12 @@ type Config struct {
 	// ORDER_RATE_WINDOW). Additions to the contract.
 	RateLimit  int
 	RateWindow time.Duration
+	// MaxQuantity is how many units of one product a customer may have in
+	// PENDING or CONFIRMED orders created within MaxQuantityWindow
+	// (ORDER_MAX_QUANTITY, 0 turns it off; ORDER_MAX_QUANTITY_WINDOW).
+	// Additions to the contract.
+	MaxQuantity       int
+	MaxQuantityWindow time.Duration
 	// CORSOrigins are the origins whose pages may call the API from a
 	// browser (ORDER_CORS_ORIGINS, comma-separated; empty: none, the
 	// pages are served from the same origin). An addition to the contract.
@@ -91,6 +97,8 @@ func parseConfig(getenv func(string) string) (Config, error) {
 		StorefrontDemoToken: env.String("STOREFRONT_DEMO_TOKEN", ""),
 		RateLimit:           env.Int("ORDER_RATE_LIMIT", 60, 0, 1_000_000),
 		RateWindow:          env.Duration("ORDER_RATE_WINDOW", "1m"),
+		MaxQuantity:         env.Int("ORDER_MAX_QUANTITY", 0, 0, 1_000_000),
+		MaxQuantityWindow:   env.Duration("ORDER_MAX_QUANTITY_WINDOW", "24h"),
 	}
 	if _, _, err := net.SplitHostPort(cfg.HTTPAddr); err != nil {
 		env.Fail("ORDER_HTTP_ADDR", fmt.Errorf("%q is not host:port", cfg.HTTPAddr))
@@ -196,6 +204,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("STOREFRONT_DEMO_TOKEN", envconf.Mask(c.StorefrontDemoToken)),
 		slog.Int("ORDER_RATE_LIMIT", c.RateLimit),
 		slog.String("ORDER_RATE_WINDOW", c.RateWindow.String()),
+		slog.Int("ORDER_MAX_QUANTITY", c.MaxQuantity),
+		slog.String("ORDER_MAX_QUANTITY_WINDOW", c.MaxQuantityWindow.String()),
 		slog.String("ORDER_CORS_ORIGINS", strings.Join(c.CORSOrigins, ",")),
 	)
 }

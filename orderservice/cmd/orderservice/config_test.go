@@ -43,6 +43,7 @@ func TestParseConfig(t *testing.T) {
 		StuckAfter:        30 * time.Second,
 		RateLimit:         60,
 		RateWindow:        time.Minute,
+		MaxQuantityWindow: 24 * time.Hour,
 	}
 	tests := []struct {
 		name    string
@@ -54,18 +55,20 @@ func TestParseConfig(t *testing.T) {
 		{
 			name: "overrides",
 			vars: withSecrets(map[string]string{
-				"ORDER_HTTP_ADDR":       ":9000",
-				"ORDER_MYSQL_DSN":       "app:pw@tcp(db:3306)/orders_x?parseTime=true",
-				"PRODUCT_URL":           "https://products.internal:8443",
-				"KAFKA_BROKERS":         "k1:9092, k2:9092",
-				"PRODUCT_TIMEOUT":       "250ms",
-				"ORDER_SYNC_BUDGET":     "2s",
-				"RECOVERY_INTERVAL":     "500ms",
-				"STUCK_AFTER":           "1m",
-				"ORDER_MYSQL_MAX_CONNS": "8",
-				"ORDER_RATE_LIMIT":      "0",
-				"ORDER_RATE_WINDOW":     "10s",
-				"ORDER_CORS_ORIGINS":    "https://shop.example.com, http://localhost:3000",
+				"ORDER_HTTP_ADDR":           ":9000",
+				"ORDER_MYSQL_DSN":           "app:pw@tcp(db:3306)/orders_x?parseTime=true",
+				"PRODUCT_URL":               "https://products.internal:8443",
+				"KAFKA_BROKERS":             "k1:9092, k2:9092",
+				"PRODUCT_TIMEOUT":           "250ms",
+				"ORDER_SYNC_BUDGET":         "2s",
+				"RECOVERY_INTERVAL":         "500ms",
+				"STUCK_AFTER":               "1m",
+				"ORDER_MYSQL_MAX_CONNS":     "8",
+				"ORDER_RATE_LIMIT":          "0",
+				"ORDER_RATE_WINDOW":         "10s",
+				"ORDER_MAX_QUANTITY":        "4",
+				"ORDER_MAX_QUANTITY_WINDOW": "1h",
+				"ORDER_CORS_ORIGINS":        "https://shop.example.com, http://localhost:3000",
 			}),
 			want: func(c Config) Config {
 				c.HTTPAddr = ":9000"
@@ -78,6 +81,7 @@ func TestParseConfig(t *testing.T) {
 				c.StuckAfter = time.Minute
 				c.MySQLMaxConns = 8
 				c.RateLimit, c.RateWindow = 0, 10*time.Second
+				c.MaxQuantity, c.MaxQuantityWindow = 4, time.Hour
 				c.CORSOrigins = []string{"https://shop.example.com", "http://localhost:3000"}
 				return c
 			},

@@ -21,6 +21,7 @@ import (
 	"github.com/stockfence/stockfence/orderservice/internal/compensation"
 	"github.com/stockfence/stockfence/orderservice/internal/httpapi"
 	"github.com/stockfence/stockfence/orderservice/internal/mysql"
+	"github.com/stockfence/stockfence/orderservice/internal/order"
 	"github.com/stockfence/stockfence/orderservice/internal/ordering"
 	"github.com/stockfence/stockfence/orderservice/internal/productclient"
 	"github.com/stockfence/stockfence/orderservice/internal/reconcile"
@@ -80,6 +81,7 @@ func run(ctx context.Context, logger *slog.Logger, getenv func(string) string) e
 	}
 
 	store := mysql.New(db)
+	store.LimitQuantity(order.QuantityCap{Limit: cfg.MaxQuantity, Window: cfg.MaxQuantityWindow})
 	reg := metrics.NewRegistry()
 	reg.MustRegister(backlog.New(store, nil))
 	products, err := productclient.New(productclient.Config{

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/stockfence/stockfence/orderservice/internal/httpapi"
+	"github.com/stockfence/stockfence/orderservice/internal/order"
 )
 
 // TestRateLimitPerCustomer: past RateLimit orders in the window a customer
@@ -65,5 +66,23 @@ func TestCORS(t *testing.T) {
 	}
 	if r := preflight(open, "https://evil.example.net"); r.header.Get("Access-Control-Allow-Origin") != "" {
 		t.Fatalf("unlisted origin granted: %q", r.header.Get("Access-Control-Allow-Origin"))
+	}
+}
+
+// TestQuantityCapAnswer: an order past the per-customer cap is 409
+// quantity_limit_exceeded, and neither recorded nor sent.
+func TestQuantityCapAnswer(t *testing.T) {
+	t.Parallel()
+	h := newHarnessWith(t, modeApplied, nil)
+	h.store.LimitQuantity(order.QuantityCap{Limit: 2, Window: time.Hour})
+	alice := token(t, "alice")
+	if r := h.do(http.MethodPost, "/orders", alice, `{"items":[{"productId":1,"quantity":2}]}`); r.status != http.StatusCreated {
+		t.Fatalf("first order: %d %s", r.status, r.body)
+	}
+	orders, calls := h.count("orders"), h.products.calls.Load()
+	r := h.do(http.MethodPost, "/orders", alice, `{"items":[{"productId":1,"quantity":1}]}`)
+	r.problem(t, http.StatusConflict, httpapi.CodeQuantityLimit)
+	if h.count("orders") != orders || h.products.calls.Load() != calls {
+		t.Fatal("an order past the cap was recorded or sent")
 	}
 }

@@ -205,6 +205,7 @@ type harness struct {
 	t        *testing.T
 	url      string
 	db       *sql.DB
+	store    *mysql.Store
 	products *fakeProducts
 }
 
@@ -245,7 +246,7 @@ func newHarnessWith(t *testing.T, mode string, configure func(*httpapi.Config)) 
 	}
 	api := httptest.NewServer(httpapi.New(cfg))
 	t.Cleanup(api.Close)
-	return &harness{t: t, url: api.URL, db: db, products: products}
+	return &harness{t: t, url: api.URL, db: db, store: store, products: products}
 }
 
 // token returns a valid customer token for sub.

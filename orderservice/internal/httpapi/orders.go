@@ -188,8 +188,13 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var (
 		invalid     *order.ValidationError
 		unavailable *ordering.UnavailableError
+		capped      *order.QuantityCapError
 	)
 	switch {
+	case errors.As(err, &capped):
+		problem.Write(w, problem.Newf(http.StatusConflict, CodeQuantityLimit,
+			"at most %d of product %d per customer within %v: %d already ordered, %d requested; nothing was reserved",
+			capped.Cap.Limit, capped.ProductID, capped.Cap.Window, capped.Held, capped.Requested))
 	case errors.As(err, &unavailable):
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(unavailable.RetryAfter.Seconds()))))
 		problem.Write(w, problem.New(http.StatusServiceUnavailable, CodeProductUnavailable,

@@ -40,6 +40,7 @@ const (
 	CodeAlreadySettled       = "already_settled"
 	CodeNotCancellable       = "not_cancellable"
 	CodeRateLimited          = "rate_limited"
+	CodeQuantityLimit        = "quantity_limit_exceeded"
 )
 
 // Service places and reads orders (internal/ordering.Service).

@@ -33,7 +33,8 @@ const maxLastError = 500
 
 // Store is the orders database. It is safe for concurrent use.
 type Store struct {
-	db *sql.DB
+	db  *sql.DB
+	cap order.QuantityCap
 }
 
 // New returns a store over db, whose schema must be at the newest migration
@@ -41,6 +42,10 @@ type Store struct {
 func New(db *sql.DB) *Store {
 	return &Store{db: db}
 }
+
+// LimitQuantity makes Create refuse orders that take a customer past cap
+// (see order.QuantityCap). Call it before the store is used.
+func (s *Store) LimitQuantity(cap order.QuantityCap) { s.cap = cap }
 
 // errKeyTaken marks a Create that lost the race for its idempotency key.
 var errKeyTaken = errors.New("idempotency key taken")
@@ -70,11 +75,15 @@ func (s *Store) Create(ctx context.Context, o order.Order, idemKey, requestHash 
 				return err
 			}
 		}
-		if idemKey == "" {
-			return nil
+		if idemKey != "" {
+			// After the order: the key references it.
+			if err := insertKey(ctx, tx, o.CustomerID, idemKey, requestHash, o.ID, o.CreatedAt); err != nil {
+				return err
+			}
 		}
-		// After the order: the key references it.
-		return insertKey(ctx, tx, o.CustomerID, idemKey, requestHash, o.ID, o.CreatedAt)
+		// Last, so that a concurrent copy of the same request has met the
+		// key (and replays) before it could be refused here.
+		return s.checkCap(ctx, tx, o)
 	})
 	if errors.Is(err, errKeyTaken) {
 		existing, found, err := s.ByKey(ctx, o.CustomerID, idemKey, requestHash)
@@ -90,6 +99,50 @@ func (s *Store) Create(ctx context.Context, o order.Order, idemKey, requestHash 
 		return order.Order{}, false, fmt.Errorf("create order %s: %w", o.ID, err)
 	}
 	return o, true, nil
+}
+
+// checkCap refuses, with *order.QuantityCapError, an order (already
+// inserted in tx) that takes its customer past the quantity cap. The
+// customer's lock row serialises their concurrent orders on every instance
+// until commit.
+func (s *Store) checkCap(ctx context.Context, tx *sql.Tx, o order.Order) error {
+	if s.cap.Limit <= 0 {
+		return nil
+	}
+	const lock = `INSERT INTO customer_locks (customer_id) VALUES (?) ON DUPLICATE KEY UPDATE customer_id = customer_id`
+	if _, err := tx.ExecContext(ctx, lock, o.CustomerID); err != nil {
+		return fmt.Errorf("lock customer %s: %w", o.CustomerID, err)
+	}
+	ids := make([]any, 0, len(o.Lines)+2)
+	ids = append(ids, o.CustomerID, o.CreatedAt.Add(-s.cap.Window))
+	for _, l := range o.Lines {
+		ids = append(ids, l.ProductID)
+	}
+	q := `SELECT l.product_id, SUM(l.quantity) FROM orders o JOIN order_lines l ON l.order_id = o.id
+		WHERE o.customer_id = ? AND o.created_at >= ? AND o.status IN ('PENDING', 'CONFIRMED')
+		AND l.product_id IN (` + placeholders(len(o.Lines), "?") + `) GROUP BY l.product_id`
+	rows, err := tx.QueryContext(ctx, q, ids...)
+	if err != nil {
+		return fmt.Errorf("quantities held by customer %s: %w", o.CustomerID, err)
+	}
+	defer rows.Close()
+	requested := make(map[int64]int, len(o.Lines))
+	for _, l := range o.Lines {
+		requested[l.ProductID] += l.Quantity
+	}
+	for rows.Next() {
+		var (
+			productID int64
+			total     int
+		)
+		if err := rows.Scan(&productID, &total); err != nil {
+			return fmt.Errorf("scan quantity held: %w", err)
+		}
+		if total > s.cap.Limit { // total includes this order's lines
+			return &order.QuantityCapError{ProductID: productID, Requested: requested[productID], Held: total - requested[productID], Cap: s.cap}
+		}
+	}
+	return rows.Err()
 }
 
 func insertOrder(ctx context.Context, tx *sql.Tx, o order.Order) error {

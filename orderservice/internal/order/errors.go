@@ -3,6 +3,7 @@ package order
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/stockfence/stockfence/shared/problem"
 )
@@ -42,4 +43,27 @@ func (e *ValidationError) Error() string {
 		return "invalid input"
 	}
 	return fmt.Sprintf("invalid input: %s: %s", e.Fields[0].Field, e.Fields[0].Message)
+}
+
+// QuantityCap bounds how many units of one product a customer may hold in
+// orders created within Window (PENDING or CONFIRMED ones: what a failed or
+// cancelled order held is back in stock), so one account cannot hoard a
+// flash sale. A zero Limit means no cap.
+type QuantityCap struct {
+	Limit  int
+	Window time.Duration
+}
+
+// QuantityCapError refuses an order that would take a customer past the
+// cap on ProductID: Held units are already in their orders of the window.
+// Nothing was written.
+type QuantityCapError struct {
+	ProductID       int64
+	Requested, Held int
+	Cap             QuantityCap
+}
+
+func (e *QuantityCapError) Error() string {
+	return fmt.Sprintf("product %d: %d requested and %d already ordered within %v; at most %d per customer",
+		e.ProductID, e.Requested, e.Held, e.Cap.Window, e.Cap.Limit)
 }
