@@ -179,8 +179,8 @@ func checkDemoToken(token, secret, addr string, now time.Time) error {
 	if _, err := parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return []byte(secret), nil }); err != nil {
 		return fmt.Errorf("is not a valid customer token signed with CUSTOMER_JWT_SECRET: %w", err)
 	}
-	if claims.Subject == "" || utf8.RuneCountInString(claims.Subject) > 128 {
-		return errors.New("must name the customer in sub (1 to 128 characters)")
+	if claims.Subject == "" || utf8.RuneCountInString(claims.Subject) > 128 || strings.TrimSpace(claims.Subject) != claims.Subject {
+		return errors.New("must name the customer in sub (1 to 128 characters, no surrounding white space)")
 	}
 	return nil
 }

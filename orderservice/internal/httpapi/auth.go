@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -17,9 +18,13 @@ type customerKey struct{}
 
 // authenticate admits requests that carry "Authorization: Bearer <JWT>"
 // signed with HS256 and secret, with an unexpired exp and a sub of 1 to 128
-// characters, the customer id. Anything else (no token, another algorithm
-// including none, a bad signature, a missing or past exp, an unusable sub) is
-// answered 401.
+// characters without surrounding white space, the customer id. Anything else
+// (no token, another algorithm including none, a bad signature, a missing or
+// past exp, an unusable sub) is answered 401.
+//
+// The orders database compares customer ids with a PAD SPACE collation, in
+// which "alice " equals "alice": a sub with trailing spaces would read
+// another customer's orders, so surrounding white space is refused outright.
 func authenticate(secret []byte) func(http.Handler) http.Handler {
 	parser := jwt.NewParser(jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired())
 	key := func(*jwt.Token) (any, error) { return secret, nil }
@@ -36,8 +41,8 @@ func authenticate(secret []byte) func(http.Handler) http.Handler {
 				return
 			}
 			sub := claims.Subject
-			if sub == "" || !utf8.ValidString(sub) || utf8.RuneCountInString(sub) > maxCustomerIDLen {
-				bearer.Unauthorized(w, "the bearer token must name the customer in sub (1 to 128 characters)")
+			if sub == "" || !utf8.ValidString(sub) || utf8.RuneCountInString(sub) > maxCustomerIDLen || strings.TrimSpace(sub) != sub {
+				bearer.Unauthorized(w, "the bearer token must name the customer in sub (1 to 128 characters, no surrounding spaces)")
 				return
 			}
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), customerKey{}, sub)))

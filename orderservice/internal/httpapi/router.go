@@ -216,8 +216,8 @@ func rateLimit(limit int, window time.Duration) func(http.Handler) http.Handler 
 	if limit <= 0 {
 		return func(next http.Handler) http.Handler { return next }
 	}
-	return httprate.Limit(limit, window,
-		httprate.WithKeyFuncs(func(r *http.Request) (string, error) { return customerID(r.Context()), nil }),
+	return httprate.LimitBy(limit, window,
+		func(r *http.Request) (string, error) { return customerID(r.Context()), nil },
 		httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
 			problem.Write(w, problem.Newf(http.StatusTooManyRequests, CodeRateLimited,
 				"at most %d orders per %v per customer; try again after Retry-After seconds", limit, window))
