@@ -10,16 +10,34 @@ PACKAGES := $(foreach m,$(MODULES),./$(m)/...)
 TEST_FLAGS ?= -count=1 -timeout 15m -p 2
 # Flags for the launcher, e.g. make run RUN_FLAGS="-order-port 9090".
 RUN_FLAGS ?=
+# Flags for the benchmark, e.g. make bench BENCH_FLAGS="-quick -only=2,5".
+BENCH_FLAGS ?=
+# Linters, pinned and run with go run, so a fresh machine needs nothing
+# installed.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+GOVULNCHECK ?= golang.org/x/vuln/cmd/govulncheck@v1.8.0
+# The vulnerability database govulncheck reads; a mirror works too
+# (file:///path). When it cannot be reached, lint says so loudly and goes on,
+# unless VULNDB_REQUIRED=1.
+GOVULNDB ?= https://vuln.go.dev
+VULNDB_REQUIRED ?=
+# How long make fuzz runs each fuzz target, and how long it may spend
+# shrinking one input (Go's default, a minute, would stall a short run each
+# time the fuzzer finds new coverage).
+FUZZTIME ?= 10s
+FUZZMINIMIZETIME ?= 5s
 
-.PHONY: help run build test chaos db vet lint clean
+.PHONY: help run build test chaos bench db vet lint fuzz clean
 
 help:
 	@echo "make run    start MariaDB if needed, build and run both services with a demo catalog (Ctrl-C stops)"
 	@echo "make test   start MariaDB if needed, go vet and go test every module"
 	@echo "make chaos  the full chaos suite: every fault scenario and a 5,000-order soak (make test runs a short profile)"
+	@echo "make bench  the flash-sale benchmark (about 5 minutes): prints a summary, writes docs/benchmarks.md and its chart"
 	@echo "make build  build bin/productservice and bin/orderservice"
 	@echo "make db     start MariaDB on 127.0.0.1:3306 if it does not answer, and wait for it"
-	@echo "make lint   go vet and a gofmt check"
+	@echo "make lint   go vet, a gofmt check, staticcheck and govulncheck over every module"
+	@echo "make fuzz   run every fuzz target for FUZZTIME (default 10s) each"
 	@echo "make clean  remove bin/ and .run/ (logs, the local stack's tokens and its Kafka data)"
 
 # Built and exec'd rather than `go run`: go run exits 1 after any Ctrl-C and
@@ -28,6 +46,12 @@ help:
 run:
 	$(GO) build -o bin/stack ./e2e/cmd/stack
 	exec bin/stack $(RUN_FLAGS)
+
+# Built and exec'd like run, so that Ctrl-C reaches the harness, which stops
+# the services and drops its databases.
+bench: db
+	$(GO) build -o bin/bench ./e2e/cmd/bench
+	exec bin/bench $(BENCH_FLAGS)
 
 build:
 	$(GO) build -o bin/productservice ./productservice/cmd/productservice
@@ -49,6 +73,28 @@ vet:
 lint: vet
 	@files="$$(gofmt -l $(MODULES))"; \
 	if [ -n "$$files" ]; then echo "not gofmt-clean (run gofmt -w):"; echo "$$files"; exit 1; fi
+	$(GO) run $(STATICCHECK) $(PACKAGES)
+	@for m in $(MODULES); do \
+		echo "govulncheck ./$$m/..."; \
+		out="$$(cd $$m && $(GO) run $(GOVULNCHECK) -db $(GOVULNDB) ./... 2>&1)" && continue; \
+		if printf '%s\n' "$$out" | grep -q 'fetching vulnerabilities' && [ -z "$(VULNDB_REQUIRED)" ]; then \
+			printf '%s\n' "$$out" | tail -n 2; \
+			echo "WARNING: govulncheck could not reach the vulnerability database $(GOVULNDB); no module was checked for known vulnerabilities"; \
+			exit 0; \
+		fi; \
+		printf '%s\n' "$$out"; exit 1; \
+	done
+
+# go test -fuzz takes one target of one package at a time: every func FuzzXxx
+# of every module's tests runs for FUZZTIME. A failing input is written to the
+# package's testdata/fuzz/FuzzXxx/, where it becomes a regular test case.
+fuzz:
+	@set -e; for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' $(MODULES) | xargs -n1 dirname | sort -u); do \
+		for fn in $$($(GO) test -list '^Fuzz' ./$$dir | grep '^Fuzz'); do \
+			echo "fuzz ./$$dir $$fn for $(FUZZTIME)"; \
+			$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINIMIZETIME) ./$$dir; \
+		done; \
+	done
 
 clean:
 	rm -rf bin .run
