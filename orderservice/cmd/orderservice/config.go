@@ -73,6 +73,9 @@ type Config struct {
 	// browser (ORDER_CORS_ORIGINS, comma-separated; empty: none, the
 	// pages are served from the same origin). An addition to the contract.
 	CORSOrigins []string
+	// PprofAddr, when set, serves Go's runtime profiles there
+	// (ORDER_PPROF_ADDR, e.g. 127.0.0.1:6060; an addition to the contract).
+	PprofAddr string
 }
 
 // parseConfig reads the configuration through getenv. Every problem found is
@@ -99,6 +102,7 @@ func parseConfig(getenv func(string) string) (Config, error) {
 		RateWindow:          env.Duration("ORDER_RATE_WINDOW", "1m"),
 		MaxQuantity:         env.Int("ORDER_MAX_QUANTITY", 0, 0, 1_000_000),
 		MaxQuantityWindow:   env.Duration("ORDER_MAX_QUANTITY_WINDOW", "24h"),
+		PprofAddr:           env.String("ORDER_PPROF_ADDR", ""),
 	}
 	if _, _, err := net.SplitHostPort(cfg.HTTPAddr); err != nil {
 		env.Fail("ORDER_HTTP_ADDR", fmt.Errorf("%q is not host:port", cfg.HTTPAddr))
@@ -205,6 +209,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("ORDER_RATE_LIMIT", c.RateLimit),
 		slog.String("ORDER_RATE_WINDOW", c.RateWindow.String()),
 		slog.Int("ORDER_MAX_QUANTITY", c.MaxQuantity),
+		slog.String("ORDER_PPROF_ADDR", c.PprofAddr),
 		slog.String("ORDER_MAX_QUANTITY_WINDOW", c.MaxQuantityWindow.String()),
 		slog.String("ORDER_CORS_ORIGINS", strings.Join(c.CORSOrigins, ",")),
 	)

@@ -32,6 +32,9 @@ type Config struct {
 	// to the contract.
 	Coalesce                        bool
 	CoalesceLanes, CoalesceMaxBatch int
+	// PprofAddr, when set, serves Go's runtime profiles there
+	// (PRODUCT_PPROF_ADDR, e.g. 127.0.0.1:6060; an addition to the contract).
+	PprofAddr string
 }
 
 // parseConfig reads the configuration through getenv, applying defaults and
@@ -43,6 +46,7 @@ func parseConfig(getenv func(string) string) (Config, error) {
 		MySQLDSN:      env.String("PRODUCT_MYSQL_DSN", "root@tcp(127.0.0.1:3306)/products?parseTime=true"),
 		MySQLMaxConns: env.Int("PRODUCT_MYSQL_MAX_CONNS", 32, 1, 1000),
 		KafkaBrokers:  env.String("KAFKA_BROKERS", "127.0.0.1:9092"),
+		PprofAddr:     env.String("PRODUCT_PPROF_ADDR", ""),
 		ServiceToken:  env.Required("SERVICE_TOKEN"),
 		AdminToken:    env.Required("ADMIN_TOKEN"),
 		CoalesceLanes: env.Int("PRODUCT_COALESCE_LANES", 4, 1, 64),
@@ -86,6 +90,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("PRODUCT_MYSQL_DSN", mysqldb.RedactDSN(c.MySQLDSN)),
 		slog.Int("PRODUCT_MYSQL_MAX_CONNS", c.MySQLMaxConns),
 		slog.String("KAFKA_BROKERS", c.KafkaBrokers),
+		slog.String("PRODUCT_PPROF_ADDR", c.PprofAddr),
 		slog.Bool("PRODUCT_COALESCE", c.Coalesce),
 		slog.Int("PRODUCT_COALESCE_LANES", c.CoalesceLanes),
 		slog.Int("PRODUCT_COALESCE_MAX_BATCH", c.CoalesceMaxBatch),

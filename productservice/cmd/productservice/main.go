@@ -25,6 +25,7 @@ import (
 	"github.com/stockfence/stockfence/shared/kafkaclient"
 	"github.com/stockfence/stockfence/shared/metrics"
 	"github.com/stockfence/stockfence/shared/mysqldb"
+	"github.com/stockfence/stockfence/shared/pprofserver"
 	schema "github.com/stockfence/stockfence/sql"
 )
 
@@ -53,6 +54,7 @@ func run(ctx context.Context, logger *slog.Logger, getenv func(string) string) e
 		return fmt.Errorf("configuration: %w", err)
 	}
 	logger.Info("configuration", "config", cfg)
+	pprofserver.Start(ctx, cfg.PprofAddr, logger)
 
 	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
