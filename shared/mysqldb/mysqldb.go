@@ -69,9 +69,16 @@ func Open(ctx context.Context, dsn string, maxConns int) (*sql.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := createDatabase(ctx, cfg); err != nil {
+	isolation, err := createDatabase(ctx, cfg)
+	if err != nil {
 		return nil, err
 	}
+	// Every connection starts READ COMMITTED, the level InTx needs, so a
+	// transaction costs no SET TRANSACTION round trip of its own.
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	cfg.Params[isolation] = "'READ-COMMITTED'"
 	conn, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("mysql connector: %w", err)
@@ -88,21 +95,31 @@ func Open(ctx context.Context, dsn string, maxConns int) (*sql.DB, error) {
 	return db, nil
 }
 
-func createDatabase(ctx context.Context, cfg *mysql.Config) error {
+// createDatabase creates cfg's database if it does not exist and returns the
+// name of the server's session isolation variable: transaction_isolation
+// (MySQL 8, MariaDB 11.1 and later) or tx_isolation (older MariaDB).
+func createDatabase(ctx context.Context, cfg *mysql.Config) (string, error) {
 	server := cfg.Clone()
 	server.DBName = ""
 	conn, err := mysql.NewConnector(server)
 	if err != nil {
-		return fmt.Errorf("mysql connector: %w", err)
+		return "", fmt.Errorf("mysql connector: %w", err)
 	}
 	db := sql.OpenDB(conn)
 	defer db.Close()
 	// The name is checked against dbNamePattern, so quoting it is safe.
 	q := "CREATE DATABASE IF NOT EXISTS `" + cfg.DBName + "` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
 	if _, err := db.ExecContext(ctx, q); err != nil {
-		return fmt.Errorf("create database %s on %s: %w", cfg.DBName, cfg.Addr, err)
+		return "", fmt.Errorf("create database %s on %s: %w", cfg.DBName, cfg.Addr, err)
 	}
-	return nil
+	var level string
+	if err := db.QueryRowContext(ctx, "SELECT @@transaction_isolation").Scan(&level); err == nil {
+		return "transaction_isolation", nil
+	}
+	if err := db.QueryRowContext(ctx, "SELECT @@tx_isolation").Scan(&level); err != nil {
+		return "", fmt.Errorf("isolation variable of %s: %w", cfg.Addr, err)
+	}
+	return "tx_isolation", nil
 }
 
 // CommitError reports a failed COMMIT. The transaction may or may not have
@@ -113,7 +130,8 @@ type CommitError struct{ Err error }
 func (e *CommitError) Error() string { return "commit (outcome unknown): " + e.Err.Error() }
 func (e *CommitError) Unwrap() error { return e.Err }
 
-// InTx runs fn in a READ COMMITTED transaction and commits it. If fn or the
+// InTx runs fn in a READ COMMITTED transaction and commits it; db must come
+// from Open, whose connections start at that level. If fn or the
 // commit fails, the transaction is rolled back. The whole transaction is run
 // again, up to a bounded number of times with jittered backoff, when MySQL
 // reports a deadlock (1213) or a lock-wait timeout (1205); fn must therefore be
@@ -134,7 +152,8 @@ func InTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
 }
 
 func runTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
-	tx, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	// The connection is READ COMMITTED already (see Open).
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}

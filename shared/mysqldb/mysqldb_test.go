@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -128,4 +129,49 @@ func TestOpenCreatesDatabaseAndInTxRetriesDeadlocks(t *testing.T) {
 	if !mysqldb.IsDuplicate(err) {
 		t.Fatalf("second insert err = %v, want a duplicate-key error", err)
 	}
+}
+
+// TestInTxIsReadCommitted: a transaction of InTx sees what another one
+// committed after its first read (READ COMMITTED; REPEATABLE READ, the
+// server's default, would keep showing the first value), on every connection
+// of the pool.
+func TestInTxIsReadCommitted(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db, err := mysqldb.Open(ctx, mysqltest.New(t, "mysqldb"), 6)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "CREATE TABLE t (id INT PRIMARY KEY, n INT NOT NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, "INSERT INTO t VALUES (1, 0)"); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 3 { // three transactions at once, each on its own connection, and the updates on others
+		wg.Go(func() {
+			err := mysqldb.InTx(ctx, db, func(tx *sql.Tx) error {
+				var before, after int
+				if err := tx.QueryRowContext(ctx, "SELECT n FROM t WHERE id = 1").Scan(&before); err != nil {
+					return err
+				}
+				if _, err := db.ExecContext(ctx, "UPDATE t SET n = n + 1 WHERE id = 1"); err != nil {
+					return err
+				}
+				if err := tx.QueryRowContext(ctx, "SELECT n FROM t WHERE id = 1").Scan(&after); err != nil {
+					return err
+				}
+				if after == before {
+					t.Errorf("transaction %d: still read %d after another committed an update: not READ COMMITTED", i, before)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
 }
