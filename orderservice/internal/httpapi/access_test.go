@@ -9,12 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/stockfence/stockfence/orderservice/internal/httpapi"
 	"github.com/stockfence/stockfence/orderservice/internal/order"
 	"github.com/stockfence/stockfence/orderservice/internal/reconcile"
 	"github.com/stockfence/stockfence/shared/contract"
+	"github.com/stockfence/stockfence/shared/routetest"
 )
 
 // routeAccess says who may call each route New registers: "public",
@@ -79,18 +78,7 @@ func TestEveryRouteHasAnAccessClass(t *testing.T) {
 		DeadLetters: accessStubs{},
 		DemoToken:   "demo-token",
 	})
-	routes, ok := h.(chi.Routes)
-	if !ok {
-		t.Fatalf("httpapi.New returned %T, want a chi router to walk", h)
-	}
-	routed := map[string]bool{}
-	err := chi.Walk(routes, func(method, pattern string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
-		routed[method+" "+pattern] = true
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("walk router: %v", err)
-	}
+	routed := routetest.Routes(t, h)
 	for r := range routeAccess {
 		if !routed[r] {
 			t.Errorf("routeAccess lists %s, which the router does not serve", r)

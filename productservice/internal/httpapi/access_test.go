@@ -10,10 +10,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/stockfence/stockfence/productservice/internal/httpapi"
 	"github.com/stockfence/stockfence/shared/contract"
+	"github.com/stockfence/stockfence/shared/routetest"
 )
 
 // routeAccess says who may call each route New registers: "public",
@@ -71,18 +70,7 @@ func TestEveryRouteHasAnAccessClass(t *testing.T) {
 		DeadLetters:  accessDeadLetters{},
 		Ready:        func(context.Context) error { return nil },
 	})
-	routes, ok := h.(chi.Routes)
-	if !ok {
-		t.Fatalf("httpapi.New returned %T, want a chi router to walk", h)
-	}
-	routed := map[string]bool{}
-	err := chi.Walk(routes, func(method, pattern string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
-		routed[method+" "+pattern] = true
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("walk router: %v", err)
-	}
+	routed := routetest.Routes(t, h)
 	for r := range routeAccess {
 		if !routed[r] {
 			t.Errorf("routeAccess lists %s, which the router does not serve", r)
