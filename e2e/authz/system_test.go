@@ -2,7 +2,6 @@ package authz_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
@@ -26,16 +25,7 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	root, err := stack.RepoRoot()
-	if err == nil {
-		binDir, err = stack.Build(ctx, root)
-	}
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "build services:", err)
-		os.Exit(1)
-	}
+	binDir = stack.BuildForTests()
 	os.Exit(m.Run())
 }
 

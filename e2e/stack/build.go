@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"time"
 )
 
 const (
@@ -65,4 +66,22 @@ func Build(ctx context.Context, repoRoot string) (string, error) {
 		}
 	}
 	return binDir, nil
+}
+
+// BuildForTests builds both services once for a test package, from its
+// TestMain, and returns the directory of the binaries; a build that fails
+// (or takes over 5 minutes) ends the test binary with the reason.
+func BuildForTests() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	root, err := RepoRoot()
+	if err == nil {
+		var dir string
+		if dir, err = Build(ctx, root); err == nil {
+			return dir
+		}
+	}
+	fmt.Fprintln(os.Stderr, "build services:", err)
+	os.Exit(1)
+	return ""
 }
