@@ -402,10 +402,12 @@ func (s *system) callQuiet(customer, key string, items []contract.Item) response
 func TestKillOrderServiceAtEachStep(t *testing.T) {
 	t.Parallel()
 	s := startFaulty(t, nil)
+	// Stock enough never to run out: each step waits for new APPLIED
+	// reservations, which a sold-out catalog would never give.
 	catalog := s.seed(
-		contract.NewProduct{SKU: "KILL-A", Name: "Mug", PriceCents: 900, Stock: 400},
-		contract.NewProduct{SKU: "KILL-B", Name: "Cap", PriceCents: 1900, Stock: 400},
-		contract.NewProduct{SKU: "KILL-C", Name: "Pen", PriceCents: 300, Stock: 400},
+		contract.NewProduct{SKU: "KILL-A", Name: "Mug", PriceCents: 900, Stock: 100_000},
+		contract.NewProduct{SKU: "KILL-B", Name: "Cap", PriceCents: 1900, Stock: 100_000},
+		contract.NewProduct{SKU: "KILL-C", Name: "Pen", PriceCents: 300, Stock: 100_000},
 	)
 	tr := startTraffic(s.system, 6, catalog)
 	defer tr.halt()
