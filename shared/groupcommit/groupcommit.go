@@ -1,0 +1,188 @@
+// Package groupcommit runs concurrent calls of one operation together: each
+// lane takes every call waiting when it becomes free (up to a batch size) and
+// applies them with one call of a batch function, typically one database
+// transaction. Nothing waits on a timer: a lone call goes straight through,
+// and under load the calls that arrive while a batch runs make up the next
+// one (group commit). Every call keeps its own answer; a batch that fails as
+// a whole is answered call by call on the one-at-a-time path.
+package groupcommit
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// ErrClosed is returned for calls made after Close.
+var ErrClosed = errors.New("group commit closed")
+
+// Config configures a Batcher of requests Req answered with Res.
+type Config[Req, Res any] struct {
+	// Batch applies reqs together and answers each, in order; an error
+	// means none of them was applied.
+	Batch func(ctx context.Context, reqs []Req) ([]Res, error)
+	// Single applies one request on its own: the way on for each request
+	// of a batch that failed.
+	Single func(ctx context.Context, req Req) Res
+	// Lanes is how many batches may run at once; MaxBatch how many requests
+	// one batch takes at most.
+	Lanes, MaxBatch int
+	// Timeout bounds one batch, and then each request of its fallback,
+	// whatever became of the callers' contexts: once a request is being
+	// applied it is applied (or not) with the others.
+	Timeout time.Duration
+	// Observe, if set, is told the size of every batch applied.
+	Observe func(size int)
+	// Fallback, if set, is told when a batch of size requests failed with
+	// err and is being answered one request at a time.
+	Fallback func(size int, err error)
+}
+
+// Batcher queues calls for its lanes. It is safe for concurrent use.
+type Batcher[Req, Res any] struct {
+	cfg Config[Req, Res]
+
+	queue  chan *call[Req, Res]
+	mu     sync.RWMutex // guards closed against sends on a closed queue
+	closed bool
+	lanes  sync.WaitGroup
+}
+
+type call[Req, Res any] struct {
+	ctx  context.Context
+	req  Req
+	done chan struct{}
+	res  *Res // nil: left out, its caller gone
+}
+
+// New starts cfg.Lanes lanes (at least one). Close stops them.
+func New[Req, Res any](cfg Config[Req, Res]) *Batcher[Req, Res] {
+	cfg.Lanes = max(cfg.Lanes, 1)
+	cfg.MaxBatch = max(cfg.MaxBatch, 1)
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.Observe == nil {
+		cfg.Observe = func(int) {}
+	}
+	if cfg.Fallback == nil {
+		cfg.Fallback = func(int, error) {}
+	}
+	b := &Batcher[Req, Res]{cfg: cfg, queue: make(chan *call[Req, Res], 4*cfg.MaxBatch)}
+	for range cfg.Lanes {
+		b.lanes.Add(1)
+		go b.lane()
+	}
+	return b
+}
+
+// Do queues req and waits for its answer. If ctx ends first the error is
+// ctx's, and whether req was applied is unknown to the caller: a request
+// whose batch had not started when ctx ended is left out of it, one whose
+// batch had started is applied with it.
+func (b *Batcher[Req, Res]) Do(ctx context.Context, req Req) (Res, error) {
+	var zero Res
+	c := &call[Req, Res]{ctx: ctx, req: req, done: make(chan struct{})}
+	b.mu.RLock()
+	if b.closed {
+		b.mu.RUnlock()
+		return zero, ErrClosed
+	}
+	select {
+	case b.queue <- c:
+		b.mu.RUnlock()
+	case <-ctx.Done():
+		b.mu.RUnlock()
+		return zero, ctx.Err()
+	}
+	select {
+	case <-c.done:
+		if c.res == nil {
+			return zero, c.ctx.Err()
+		}
+		return *c.res, nil
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	}
+}
+
+// Close lets the lanes finish what is queued and stops them.
+func (b *Batcher[Req, Res]) Close() {
+	b.mu.Lock()
+	if !b.closed {
+		b.closed = true
+		close(b.queue)
+	}
+	b.mu.Unlock()
+	b.lanes.Wait()
+}
+
+// lane applies batches until the queue is closed and drained.
+func (b *Batcher[Req, Res]) lane() {
+	defer b.lanes.Done()
+	batch := make([]*call[Req, Res], 0, b.cfg.MaxBatch)
+	for first := range b.queue {
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < b.cfg.MaxBatch {
+			select {
+			case c, ok := <-b.queue:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, c)
+			default:
+				break fill
+			}
+		}
+		b.apply(batch)
+	}
+}
+
+// apply runs one batch. A call whose caller has gone before it started is
+// left out (never applied: its outcome is unknown to the caller, as for a
+// request lost on the way).
+func (b *Batcher[Req, Res]) apply(batch []*call[Req, Res]) {
+	live := batch[:0]
+	for _, c := range batch {
+		if c.ctx.Err() != nil {
+			close(c.done)
+			continue
+		}
+		live = append(live, c)
+	}
+	if len(live) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.Timeout)
+	defer cancel()
+	reqs := make([]Req, len(live))
+	for i, c := range live {
+		reqs[i] = c.req
+	}
+	results, err := b.cfg.Batch(ctx, reqs)
+	if err == nil && len(results) != len(live) {
+		err = errors.New("batch answered a different number of requests")
+	}
+	if err == nil {
+		b.cfg.Observe(len(live))
+		for i, c := range live {
+			c.res = &results[i]
+			close(c.done)
+		}
+		return
+	}
+	b.cfg.Fallback(len(live), err)
+	for _, c := range live {
+		c.res = b.single(c.req)
+		close(c.done)
+	}
+}
+
+func (b *Batcher[Req, Res]) single(req Req) *Res {
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.Timeout)
+	defer cancel()
+	res := b.cfg.Single(ctx, req)
+	return &res
+}
