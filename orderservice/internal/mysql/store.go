@@ -47,6 +47,9 @@ func New(db *sql.DB) *Store {
 // (see order.QuantityCap). Call it before the store is used.
 func (s *Store) LimitQuantity(cap order.QuantityCap) { s.cap = cap }
 
+// QuantityCap returns the cap set by LimitQuantity (zero: none).
+func (s *Store) QuantityCap() order.QuantityCap { return s.cap }
+
 // errKeyTaken marks a Create that lost the race for its idempotency key.
 var errKeyTaken = errors.New("idempotency key taken")
 
@@ -312,7 +315,7 @@ func (s *Store) Settle(ctx context.Context, orderID, attemptID string, r contrac
 		if err != nil {
 			return cur, err
 		}
-		if err := writeSettlement(ctx, tx, next, attemptID); err != nil {
+		if err := writeSettlements(ctx, tx, []order.Order{next}, []order.Attempt{attemptOf(next, attemptID)}); err != nil {
 			return cur, err
 		}
 		// Stock taken for something the customer did not ask for goes
@@ -350,54 +353,110 @@ func lockOrder(ctx context.Context, tx *sql.Tx, orderID string) (order.Order, er
 	return orders[0], nil
 }
 
-func writeSettlement(ctx context.Context, tx *sql.Tx, o order.Order, attemptID string) error {
-	const (
-		attemptQ = `UPDATE order_attempts SET status = ?, resolved_at = ? WHERE attempt_id = ? AND status = 'SENT'`
-		orderQ   = `UPDATE orders SET status = ?, reason = ?, shortages = ?, total_cents = ?, next_check_at = ?, updated_at = ?
-			WHERE id = ?`
-	)
-	for _, a := range o.Attempts {
-		if a.ID != attemptID {
-			continue
+// writeSettlements stores what order.Order.Settle changed: the attempts it
+// settled (still SENT in the table), and the status, reason, shortages,
+// total, next check and update time of orders and their lines' unit prices.
+// Every order and attempt is given once, as it now stands. It runs three
+// statements (two when no line has a price) whatever their number, so a
+// batch of settlements costs what one does.
+func writeSettlements(ctx context.Context, tx *sql.Tx, orders []order.Order, attempts []order.Attempt) error {
+	if len(attempts) > 0 {
+		ids, rows := make([]any, len(attempts)), make([][]any, len(attempts))
+		for i, a := range attempts {
+			ids[i], rows[i] = a.ID, []any{string(a.Status), nullTime(a.ResolvedAt)}
 		}
-		if _, err := tx.ExecContext(ctx, attemptQ, string(a.Status), nullTime(a.ResolvedAt), a.ID); err != nil {
-			return fmt.Errorf("update attempt: %w", err)
+		q, args := updateCases("order_attempts", "attempt_id", []string{"status", "resolved_at"}, ids, rows)
+		if _, err := tx.ExecContext(ctx, q+` AND status = 'SENT'`, args...); err != nil {
+			return fmt.Errorf("update %d attempts: %w", len(attempts), err)
 		}
 	}
-	shortages, err := encodeShortages(o.Shortages)
-	if err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, orderQ, string(o.Status), nullString(o.Reason), shortages,
-		nullInt(o.TotalCents), nullTime(o.NextCheckAt), o.UpdatedAt, o.ID); err != nil {
-		return fmt.Errorf("update order: %w", err)
-	}
-	return writePrices(ctx, tx, o)
-}
-
-// writePrices stores the lines' unit prices in one statement.
-func writePrices(ctx context.Context, tx *sql.Tx, o order.Order) error {
-	const q = `UPDATE order_lines SET unit_price_cents = CASE line_no `
-	var (
-		b    strings.Builder
-		args []any
-	)
-	for i, l := range o.Lines {
-		if l.UnitPriceCents == nil {
-			continue
-		}
-		b.WriteString("WHEN ? THEN ? ")
-		args = append(args, i+1, *l.UnitPriceCents)
-	}
-	if len(args) == 0 {
+	if len(orders) == 0 {
 		return nil
 	}
-	b.WriteString("ELSE unit_price_cents END WHERE order_id = ?")
-	args = append(args, o.ID)
-	if _, err := tx.ExecContext(ctx, q+b.String(), args...); err != nil {
-		return fmt.Errorf("update line prices: %w", err)
+	ids, rows := make([]any, len(orders)), make([][]any, len(orders))
+	for i, o := range orders {
+		shortages, err := encodeShortages(o.Shortages)
+		if err != nil {
+			return err
+		}
+		ids[i] = o.ID
+		rows[i] = []any{string(o.Status), nullString(o.Reason), shortages, nullInt(o.TotalCents), nullTime(o.NextCheckAt), o.UpdatedAt}
+	}
+	cols := []string{"status", "reason", "shortages", "total_cents", "next_check_at", "updated_at"}
+	q, args := updateCases("orders", "id", cols, ids, rows)
+	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+		return fmt.Errorf("update %d orders: %w", len(orders), err)
+	}
+	return writePrices(ctx, tx, orders)
+}
+
+// updateCases returns an UPDATE of table that sets cols, in the row whose key
+// is keys[i], to rows[i] (one value per column): "col = CASE key WHEN ? THEN
+// ? ... END" per column, "WHERE key IN (...)".
+func updateCases(table, key string, cols []string, keys []any, rows [][]any) (string, []any) {
+	var b strings.Builder
+	args := make([]any, 0, (2*len(cols)+1)*len(keys))
+	b.WriteString("UPDATE " + table + " SET ")
+	for c, col := range cols {
+		if c > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(col + " = CASE " + key)
+		for i, k := range keys {
+			b.WriteString(" WHEN ? THEN ?")
+			args = append(args, k, rows[i][c])
+		}
+		b.WriteString(" END")
+	}
+	b.WriteString(" WHERE " + key + " IN (" + placeholders(len(keys), "?") + ")")
+	return b.String(), append(args, keys...)
+}
+
+// writePrices stores the unit prices of the orders' lines in one statement.
+func writePrices(ctx context.Context, tx *sql.Tx, orders []order.Order) error {
+	var (
+		b         strings.Builder
+		args, ids []any
+	)
+	for _, o := range orders {
+		priced := false
+		for i, l := range o.Lines {
+			if l.UnitPriceCents == nil {
+				continue
+			}
+			if !priced {
+				priced = true
+				b.WriteString(" WHEN ? THEN CASE line_no")
+				args = append(args, o.ID)
+				ids = append(ids, o.ID)
+			}
+			b.WriteString(" WHEN ? THEN ?")
+			args = append(args, i+1, *l.UnitPriceCents)
+		}
+		if priced {
+			b.WriteString(" ELSE unit_price_cents END")
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	q := `UPDATE order_lines SET unit_price_cents = CASE order_id` + b.String() +
+		` ELSE unit_price_cents END WHERE order_id IN (` + placeholders(len(ids), "?") + `)`
+	if _, err := tx.ExecContext(ctx, q, append(args, ids...)...); err != nil {
+		return fmt.Errorf("update line prices of %d orders: %w", len(ids), err)
 	}
 	return nil
+}
+
+// attemptOf returns o's attempt id (the zero Attempt if o has none: callers
+// name an attempt that order.Order.Settle has just settled).
+func attemptOf(o order.Order, id string) order.Attempt {
+	for _, a := range o.Attempts {
+		if a.ID == id {
+			return a
+		}
+	}
+	return order.Attempt{}
 }
 
 // RecordUnknown notes why the outcome of the order's open attempt is unknown
