@@ -63,6 +63,18 @@ func (r *Reader) Int(name string, def, lo, hi int) int {
 	return n
 }
 
+// Switch returns whether the variable is "on" (it must be "on" or "off";
+// def is one of them).
+func (r *Reader) Switch(name, def string) bool {
+	switch s := r.String(name, def); s {
+	case "on", "off":
+		return s == "on"
+	default:
+		r.Fail(name, fmt.Errorf("%q: want on or off", s))
+		return def == "on"
+	}
+}
+
 // Fail records a problem with the named variable.
 func (r *Reader) Fail(name string, err error) {
 	r.errs = append(r.errs, fmt.Errorf("%s: %w", name, err))

@@ -9,7 +9,7 @@ import (
 )
 
 func TestReader(t *testing.T) {
-	env := map[string]string{"D": "250ms", "BAD_D": "soon", "NEG_D": "-1s", "N": "7", "BAD_N": "70", "S": "  x  "}
+	env := map[string]string{"D": "250ms", "BAD_D": "soon", "NEG_D": "-1s", "N": "7", "BAD_N": "70", "S": "  x  ", "ON": "on", "BAD_ON": "yes"}
 	r := envconf.New(func(k string) string { return env[k] })
 
 	if got := r.String("S", "def"); got != "x" {
@@ -24,6 +24,9 @@ func TestReader(t *testing.T) {
 	if got := r.Int("N", 1, 1, 10); got != 7 {
 		t.Errorf("Int = %d, want 7", got)
 	}
+	if !r.Switch("ON", "off") || r.Switch("UNSET", "off") {
+		t.Error("Switch: want on for ON and the default off when unset")
+	}
 	if r.Err() != nil {
 		t.Fatalf("Err = %v, want nil", r.Err())
 	}
@@ -31,8 +34,9 @@ func TestReader(t *testing.T) {
 	r.Duration("NEG_D", "1s")
 	r.Int("BAD_N", 1, 1, 10)
 	r.Required("TOKEN")
+	r.Switch("BAD_ON", "on")
 	err := r.Err()
-	for _, name := range []string{"BAD_D", "NEG_D", "BAD_N", "TOKEN is required"} {
+	for _, name := range []string{"BAD_D", "NEG_D", "BAD_N", "TOKEN is required", "BAD_ON"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("Err = %v, want it to name %s", err, name)
 		}

@@ -49,16 +49,11 @@ func parseConfig(getenv func(string) string) (Config, error) {
 		PprofAddr:     env.String("PRODUCT_PPROF_ADDR", ""),
 		ServiceToken:  env.Required("SERVICE_TOKEN"),
 		AdminToken:    env.Required("ADMIN_TOKEN"),
+		Coalesce:      env.Switch("PRODUCT_COALESCE", "on"),
 		CoalesceLanes: env.Int("PRODUCT_COALESCE_LANES", 4, 1, 64),
 		// Up to 200 reservations per transaction: past that a batch's lock
 		// hold time grows faster than its throughput.
 		CoalesceMaxBatch: env.Int("PRODUCT_COALESCE_MAX_BATCH", 200, 1, 2000),
-	}
-	switch v := env.String("PRODUCT_COALESCE", "on"); v {
-	case "on", "off":
-		cfg.Coalesce = v == "on"
-	default:
-		env.Fail("PRODUCT_COALESCE", fmt.Errorf("%q: want on or off", v))
 	}
 	if cfg.ServiceToken != "" && cfg.ServiceToken == cfg.AdminToken {
 		env.Fail("SERVICE_TOKEN", errors.New("must differ from ADMIN_TOKEN"))
