@@ -160,15 +160,19 @@ func (s *Service) Place(ctx context.Context, customerID, idemKey string, items [
 		if err := order.ValidateIdempotencyKey(idemKey); err != nil {
 			return order.Order{}, false, err
 		}
-		// A replay answers with the order as it stands, even while the
-		// product service is down.
-		if existing, found, err := s.store.ByKey(ctx, customerID, idemKey, hash); err != nil || found {
-			return existing, false, err
-		}
 	}
 	if wait, ok := s.product.Available(); !ok {
+		// A replay answers with the order as it stands, even while the
+		// product service is down.
+		if idemKey != "" {
+			if existing, found, err := s.store.ByKey(ctx, customerID, idemKey, hash); err != nil || found {
+				return existing, false, err
+			}
+		}
 		return order.Order{}, false, &UnavailableError{RetryAfter: wait}
 	}
+	// A replay is not looked up first: Create meets the key and answers
+	// with the order it created, which saves every new order a read.
 	orderID, err := uuid.NewV7()
 	if err != nil {
 		return order.Order{}, false, fmt.Errorf("new order id: %w", err)

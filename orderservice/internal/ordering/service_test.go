@@ -195,6 +195,12 @@ func (f *fakeProduct) Available() (time.Duration, bool) {
 	return 3 * time.Second, !f.down
 }
 
+func (f *fakeProduct) setDown(down bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down = down
+}
+
 func (f *fakeProduct) count() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -466,6 +472,22 @@ func TestPlaceWhenTheBreakerIsOpen(t *testing.T) {
 	}
 	if len(store.orders) != 0 || p.count() != 0 {
 		t.Fatalf("orders = %d, reserve calls = %d; want nothing recorded or sent", len(store.orders), p.count())
+	}
+
+	// A replay of an order placed before the breaker opened still answers
+	// with that order.
+	p.setDown(false)
+	first, _, err := svc.Place(context.Background(), "alice", "k2", items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.setDown(true)
+	again, created, err := svc.Place(context.Background(), "alice", "k2", items)
+	if err != nil || created || again.ID != first.ID || again.Status != order.StatusConfirmed {
+		t.Fatalf("replay while down = %s %s created %v, err %v; want %s CONFIRMED", again.ID, again.Status, created, err, first.ID)
+	}
+	if _, _, err := svc.Place(context.Background(), "alice", "k2", []contract.Item{{ProductID: 1, Quantity: 3}}); !errors.Is(err, order.ErrIdempotencyKeyReused) {
+		t.Fatalf("other body while down: err = %v, want ErrIdempotencyKeyReused", err)
 	}
 }
 
