@@ -73,6 +73,13 @@ type Config struct {
 	// browser (ORDER_CORS_ORIGINS, comma-separated; empty: none, the
 	// pages are served from the same origin). An addition to the contract.
 	CORSOrigins []string
+	// Coalesce (ORDER_COALESCE, on or off) creates concurrent orders, and
+	// stores concurrent product answers, in batches of up to
+	// CoalesceMaxBatch (ORDER_COALESCE_MAX_BATCH), CoalesceLanes
+	// (ORDER_COALESCE_LANES) batches of each kind at a time. Additions to
+	// the contract.
+	Coalesce                        bool
+	CoalesceLanes, CoalesceMaxBatch int
 	// PprofAddr, when set, serves Go's runtime profiles there
 	// (ORDER_PPROF_ADDR, e.g. 127.0.0.1:6060; an addition to the contract).
 	PprofAddr string
@@ -103,6 +110,9 @@ func parseConfig(getenv func(string) string) (Config, error) {
 		MaxQuantity:         env.Int("ORDER_MAX_QUANTITY", 0, 0, 1_000_000),
 		MaxQuantityWindow:   env.Duration("ORDER_MAX_QUANTITY_WINDOW", "24h"),
 		PprofAddr:           env.String("ORDER_PPROF_ADDR", ""),
+		Coalesce:            env.Switch("ORDER_COALESCE", "on"),
+		CoalesceLanes:       env.Int("ORDER_COALESCE_LANES", 4, 1, 64),
+		CoalesceMaxBatch:    env.Int("ORDER_COALESCE_MAX_BATCH", 200, 1, 2000),
 	}
 	if _, _, err := net.SplitHostPort(cfg.HTTPAddr); err != nil {
 		env.Fail("ORDER_HTTP_ADDR", fmt.Errorf("%q is not host:port", cfg.HTTPAddr))
@@ -209,8 +219,11 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("ORDER_RATE_LIMIT", c.RateLimit),
 		slog.String("ORDER_RATE_WINDOW", c.RateWindow.String()),
 		slog.Int("ORDER_MAX_QUANTITY", c.MaxQuantity),
-		slog.String("ORDER_PPROF_ADDR", c.PprofAddr),
 		slog.String("ORDER_MAX_QUANTITY_WINDOW", c.MaxQuantityWindow.String()),
+		slog.Bool("ORDER_COALESCE", c.Coalesce),
+		slog.Int("ORDER_COALESCE_LANES", c.CoalesceLanes),
+		slog.Int("ORDER_COALESCE_MAX_BATCH", c.CoalesceMaxBatch),
+		slog.String("ORDER_PPROF_ADDR", c.PprofAddr),
 		slog.String("ORDER_CORS_ORIGINS", strings.Join(c.CORSOrigins, ",")),
 	)
 }

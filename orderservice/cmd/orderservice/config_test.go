@@ -44,6 +44,9 @@ func TestParseConfig(t *testing.T) {
 		RateLimit:         60,
 		RateWindow:        time.Minute,
 		MaxQuantityWindow: 24 * time.Hour,
+		Coalesce:          true,
+		CoalesceLanes:     4,
+		CoalesceMaxBatch:  200,
 	}
 	tests := []struct {
 		name    string
@@ -69,6 +72,9 @@ func TestParseConfig(t *testing.T) {
 				"ORDER_MAX_QUANTITY":        "4",
 				"ORDER_MAX_QUANTITY_WINDOW": "1h",
 				"ORDER_CORS_ORIGINS":        "https://shop.example.com, http://localhost:3000",
+				"ORDER_COALESCE":            "off",
+				"ORDER_COALESCE_LANES":      "2",
+				"ORDER_COALESCE_MAX_BATCH":  "50",
 			}),
 			want: func(c Config) Config {
 				c.HTTPAddr = ":9000"
@@ -83,6 +89,7 @@ func TestParseConfig(t *testing.T) {
 				c.RateLimit, c.RateWindow = 0, 10*time.Second
 				c.MaxQuantity, c.MaxQuantityWindow = 4, time.Hour
 				c.CORSOrigins = []string{"https://shop.example.com", "http://localhost:3000"}
+				c.Coalesce, c.CoalesceLanes, c.CoalesceMaxBatch = false, 2, 50
 				return c
 			},
 		},
@@ -101,6 +108,7 @@ func TestParseConfig(t *testing.T) {
 		{name: "bad brokers", vars: withSecrets(map[string]string{"KAFKA_BROKERS": "k1:9092,,k2"}), wantErr: []string{"KAFKA_BROKERS"}},
 		{name: "negative rate limit", vars: withSecrets(map[string]string{"ORDER_RATE_LIMIT": "-1"}), wantErr: []string{"ORDER_RATE_LIMIT"}},
 		{name: "origin with a path", vars: withSecrets(map[string]string{"ORDER_CORS_ORIGINS": "https://shop.example.com/app"}), wantErr: []string{"ORDER_CORS_ORIGINS"}},
+		{name: "bad coalesce switch", vars: withSecrets(map[string]string{"ORDER_COALESCE": "yes"}), wantErr: []string{"ORDER_COALESCE"}},
 		{name: "origin without scheme", vars: withSecrets(map[string]string{"ORDER_CORS_ORIGINS": "shop.example.com"}), wantErr: []string{"ORDER_CORS_ORIGINS"}},
 	}
 	for _, tt := range tests {

@@ -17,7 +17,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/stockfence/stockfence/orderservice/internal/backlog"
+	"github.com/stockfence/stockfence/orderservice/internal/coalesce"
 	"github.com/stockfence/stockfence/orderservice/internal/compensation"
 	"github.com/stockfence/stockfence/orderservice/internal/httpapi"
 	"github.com/stockfence/stockfence/orderservice/internal/mysql"
@@ -114,7 +117,22 @@ func run(ctx context.Context, logger *slog.Logger, getenv func(string) string) e
 	}
 	metrics.ConsumerLag(reg, consumerGroup, results)
 	relay := compensation.NewRelay(store, producer, relayInterval, logger)
-	svc := ordering.New(store, products, ordering.Config{
+	var orders ordering.Store = store
+	if cfg.Coalesce {
+		batches := metrics.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: metrics.Namespace,
+			Name:      "order_batch_size",
+			Help:      "Orders created, or product answers stored, per coalesced transaction.",
+			Buckets:   []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000},
+		}, []string{"kind"}))
+		c := coalesce.New(store, coalesce.Config{Lanes: cfg.CoalesceLanes, MaxBatch: cfg.CoalesceMaxBatch, Logger: logger,
+			Observe: func(kind string, n int) { batches.WithLabelValues(kind).Observe(float64(n)) }})
+		// Closed after the server and the background loops have stopped
+		// (deferred calls run last in, first out).
+		defer c.Close()
+		orders = c
+	}
+	svc := ordering.New(orders, products, ordering.Config{
 		SyncBudget:     cfg.SyncBudget,
 		ProductTimeout: cfg.ProductTimeout,
 		Logger:         logger,
