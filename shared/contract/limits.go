@@ -15,6 +15,11 @@ const (
 	MaxStock = 1_000_000_000
 	// MaxRestock bounds one restock.
 	MaxRestock = 1_000_000
+	// MaxBatchReservations and MaxBatchBodyBytes bound one
+	// POST /reservations/batch (each of its requests is also bound by the
+	// limits of POST /reservations).
+	MaxBatchReservations = 500
+	MaxBatchBodyBytes    = 8 << 20
 )
 
 // ValidateItems checks the line limits shared by orders and reservations:

@@ -1,6 +1,9 @@
 package contract_test
 
 import (
+	"encoding/json"
+	"math"
+	"strings"
 	"testing"
 
 	"github.com/stockfence/stockfence/shared/contract"
@@ -37,5 +40,27 @@ func TestValidateItems(t *testing.T) {
 				t.Fatalf("valid = %v, want %v (errors %v)", got, tt.ok, errs)
 			}
 		})
+	}
+}
+
+// TestBatchOfLargestRequestsFits: a batch of MaxBatchReservations requests,
+// each as large as the limits allow, fits MaxBatchBodyBytes, so a client
+// need only count requests.
+func TestBatchOfLargestRequestsFits(t *testing.T) {
+	items := make([]contract.Item, contract.MaxLines)
+	for i := range items {
+		items[i] = contract.Item{ProductID: math.MaxInt64 - int64(i), Quantity: contract.MaxQuantity}
+	}
+	id := strings.Repeat("f", 36) // a UUID's length
+	reqs := make([]contract.ReserveRequest, contract.MaxBatchReservations)
+	for i := range reqs {
+		reqs[i] = contract.ReserveRequest{AttemptID: id, OrderID: id, Items: items}
+	}
+	body, err := json.MarshalIndent(contract.ReserveBatchRequest{Reservations: reqs}, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(body) > contract.MaxBatchBodyBytes {
+		t.Fatalf("largest batch is %d bytes, over MaxBatchBodyBytes %d", len(body), contract.MaxBatchBodyBytes)
 	}
 }

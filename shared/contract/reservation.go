@@ -3,7 +3,11 @@
 // Field names are part of the public contract: add, never rename.
 package contract
 
-import "time"
+import (
+	"time"
+
+	"github.com/stockfence/stockfence/shared/problem"
+)
 
 // AttemptStatus is the product side's record of one reservation attempt.
 // Transitions: none -> APPLIED | REJECTED | ABORTED; APPLIED -> COMPENSATED.
@@ -101,4 +105,28 @@ type AttemptLedger struct {
 type ReservationPage struct {
 	Reservations []Reservation `json:"reservations"`
 	Next         string        `json:"next"`
+}
+
+// ReserveBatchRequest is the body of POST /reservations/batch: up to
+// MaxBatchReservations reservation requests (at most MaxBatchBodyBytes in
+// all) sent in one call. Each is applied exactly as POST /reservations would
+// apply it on its own (its own attempt, its own all-or-nothing answer,
+// idempotency and fencing unchanged); the batch only saves the round trips.
+type ReserveBatchRequest struct {
+	Reservations []ReserveRequest `json:"reservations"`
+}
+
+// ReserveBatchResponse is the 200 answer of POST /reservations/batch: one
+// result per request, in the order of the request.
+type ReserveBatchResponse struct {
+	Results []ReserveResult `json:"results"`
+}
+
+// ReserveResult is what POST /reservations would have answered one request
+// of a batch: its HTTP status and its body, the reservation (201, 200 for a
+// replay, 409 REJECTED/ABORTED/COMPENSATED) or the problem (4xx, 5xx).
+type ReserveResult struct {
+	Status      int              `json:"status"`
+	Reservation *Reservation     `json:"reservation,omitempty"`
+	Problem     *problem.Problem `json:"problem,omitempty"`
 }

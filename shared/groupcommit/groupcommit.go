@@ -23,7 +23,8 @@ type Config[Req, Res any] struct {
 	// means none of them was applied.
 	Batch func(ctx context.Context, reqs []Req) ([]Res, error)
 	// Single applies one request on its own: the way on for each request
-	// of a batch that failed.
+	// of a batch that failed. If nil, a failed batch's error is the error of
+	// each of its calls.
 	Single func(ctx context.Context, req Req) Res
 	// Lanes is how many batches may run at once; MaxBatch how many requests
 	// one batch takes at most.
@@ -53,7 +54,8 @@ type call[Req, Res any] struct {
 	ctx  context.Context
 	req  Req
 	done chan struct{}
-	res  *Res // nil: left out, its caller gone
+	res  *Res  // nil: left out (its caller gone), or err
+	err  error // the failed batch's, when there is no Single
 }
 
 // New starts cfg.Lanes lanes (at least one). Close stops them.
@@ -77,8 +79,8 @@ func New[Req, Res any](cfg Config[Req, Res]) *Batcher[Req, Res] {
 	return b
 }
 
-// Do queues req and waits for its answer. If ctx ends first the error is
-// ctx's, and whether req was applied is unknown to the caller: a request
+// Do queues req and waits for its answer (or, without Single, the error of
+// its failed batch). If ctx ends first the error is ctx's, and whether req was applied is unknown to the caller: a request
 // whose batch had not started when ctx ended is left out of it, one whose
 // batch had started is applied with it.
 func (b *Batcher[Req, Res]) Do(ctx context.Context, req Req) (Res, error) {
@@ -98,7 +100,10 @@ func (b *Batcher[Req, Res]) Do(ctx context.Context, req Req) (Res, error) {
 	}
 	select {
 	case <-c.done:
-		if c.res == nil {
+		switch {
+		case c.err != nil:
+			return zero, c.err
+		case c.res == nil:
 			return zero, c.ctx.Err()
 		}
 		return *c.res, nil
@@ -175,7 +180,11 @@ func (b *Batcher[Req, Res]) apply(batch []*call[Req, Res]) {
 	}
 	b.cfg.Fallback(len(live), err)
 	for _, c := range live {
-		c.res = b.single(c.req)
+		if b.cfg.Single == nil {
+			c.err = err
+		} else {
+			c.res = b.single(c.req)
+		}
 		close(c.done)
 	}
 }

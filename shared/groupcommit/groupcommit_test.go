@@ -211,3 +211,26 @@ func TestCloseFinishesQueuedCalls(t *testing.T) {
 		t.Fatalf("call after Close: err = %v, want ErrClosed", err)
 	}
 }
+
+// TestFailedBatchWithoutSingleFailsItsCalls: without a one-at-a-time path,
+// every call of a failed batch gets the batch's error and nothing is
+// applied again.
+func TestFailedBatchWithoutSingleFailsItsCalls(t *testing.T) {
+	t.Parallel()
+	lost := errors.New("answer lost")
+	r := &recorder{batchErr: lost}
+	b := groupcommit.New(groupcommit.Config[int, int]{Batch: r.batch, Lanes: 2, MaxBatch: 10})
+	defer b.Close()
+	var wg sync.WaitGroup
+	for i := range 30 {
+		wg.Go(func() {
+			if _, err := b.Do(context.Background(), i); !errors.Is(err, lost) {
+				t.Errorf("call %d: err = %v, want the batch's error", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if r.singles != 0 {
+		t.Fatalf("%d calls applied one at a time, want none", r.singles)
+	}
+}
