@@ -215,9 +215,13 @@ func New(cfg Config) (*Client, error) {
 		logger = cfg.Logger.With("component", "productclient")
 	}
 	transport := &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:          512,
-		MaxIdleConnsPerHost:   256,
+		DialContext: (&net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}).DialContext,
+		// Every POST /orders in flight holds a connection to the product
+		// service while it waits for its answer: keep as many as a
+		// flash-sale crowd needs, or each request beyond them dials (and
+		// then closes) a connection of its own.
+		MaxIdleConns:          2048,
+		MaxIdleConnsPerHost:   2048,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   cfg.Timeout,
 		ExpectContinueTimeout: time.Second,
@@ -348,13 +352,8 @@ func (c *Client) Reserve(ctx context.Context, req contract.ReserveRequest) (out 
 		return unknown(fmt.Errorf("read %d response: %w", resp.StatusCode, err))
 	}
 
-	var want []contract.AttemptStatus
-	switch resp.StatusCode {
-	case http.StatusCreated, http.StatusOK:
-		want = []contract.AttemptStatus{contract.StatusApplied}
-	case http.StatusConflict:
-		want = []contract.AttemptStatus{contract.StatusRejected, contract.StatusAborted, contract.StatusCompensated}
-	default:
+	want, ok := reserveAnswers(resp.StatusCode)
+	if !ok {
 		return unknown(fmt.Errorf("status %d: %s", resp.StatusCode, snippet(raw)))
 	}
 	res, err := decodeReservation(resp.StatusCode, raw, req.AttemptID, want)
@@ -362,6 +361,20 @@ func (c *Client) Reserve(ctx context.Context, req contract.ReserveRequest) (out 
 		return unknown(err)
 	}
 	return res, nil
+}
+
+// reserveAnswers returns the statuses a reserve answer with HTTP status code
+// may carry as a definite answer: APPLIED for 201 and 200 (a replay),
+// REJECTED, ABORTED or COMPENSATED for 409. Any other code is no definite
+// answer (ok false).
+func reserveAnswers(code int) (want []contract.AttemptStatus, ok bool) {
+	switch code {
+	case http.StatusCreated, http.StatusOK:
+		return []contract.AttemptStatus{contract.StatusApplied}, true
+	case http.StatusConflict:
+		return []contract.AttemptStatus{contract.StatusRejected, contract.StatusAborted, contract.StatusCompensated}, true
+	}
+	return nil, false
 }
 
 // Resolve asks the product service for the definite outcome of attemptID
@@ -558,13 +571,22 @@ func decodeReservation(status int, raw []byte, attemptID string, want []contract
 	if err := json.Unmarshal(raw, &res); err != nil {
 		return contract.Reservation{}, fmt.Errorf("decode %d response: %w", status, err)
 	}
-	if res.AttemptID != attemptID {
-		return contract.Reservation{}, fmt.Errorf("%d response names attempt %q", status, res.AttemptID)
-	}
-	if !contains(want, res.Status) {
-		return contract.Reservation{}, fmt.Errorf("%d response has status %q", status, res.Status)
+	if err := checkReservation(status, res, attemptID, want); err != nil {
+		return contract.Reservation{}, err
 	}
 	return res, nil
+}
+
+// checkReservation checks that res, the body of an answer with HTTP status
+// code status, answers for attemptID with one of the statuses want.
+func checkReservation(status int, res contract.Reservation, attemptID string, want []contract.AttemptStatus) error {
+	if res.AttemptID != attemptID {
+		return fmt.Errorf("%d response names attempt %q", status, res.AttemptID)
+	}
+	if !contains(want, res.Status) {
+		return fmt.Errorf("%d response has status %q", status, res.Status)
+	}
+	return nil
 }
 
 // setHeaders sets what every /reservations* request carries.
