@@ -73,8 +73,9 @@ type Config struct {
 	// browser (ORDER_CORS_ORIGINS, comma-separated; empty: none, the
 	// pages are served from the same origin). An addition to the contract.
 	CORSOrigins []string
-	// Coalesce (ORDER_COALESCE, on or off) creates concurrent orders, and
-	// stores concurrent product answers, in batches of up to
+	// Coalesce (ORDER_COALESCE, on or off) creates concurrent orders,
+	// sends their reservations (POST /reservations/batch) and stores the
+	// answers in batches of up to
 	// CoalesceMaxBatch (ORDER_COALESCE_MAX_BATCH), CoalesceLanes
 	// (ORDER_COALESCE_LANES) batches of each kind at a time. Additions to
 	// the contract.

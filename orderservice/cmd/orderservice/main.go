@@ -117,22 +117,27 @@ func run(ctx context.Context, logger *slog.Logger, getenv func(string) string) e
 	}
 	metrics.ConsumerLag(reg, consumerGroup, results)
 	relay := compensation.NewRelay(store, producer, relayInterval, logger)
-	var orders ordering.Store = store
+	var (
+		orders  ordering.Store   = store
+		product ordering.Product = products
+	)
 	if cfg.Coalesce {
 		batches := metrics.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: metrics.Namespace,
 			Name:      "order_batch_size",
-			Help:      "Orders created, or product answers stored, per coalesced transaction.",
+			Help:      "Orders created or answers stored per coalesced transaction, or reservations per batch call (kind create, settle, reserve).",
 			Buckets:   []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000},
 		}, []string{"kind"}))
-		c := coalesce.New(store, coalesce.Config{Lanes: cfg.CoalesceLanes, MaxBatch: cfg.CoalesceMaxBatch, Logger: logger,
-			Observe: func(kind string, n int) { batches.WithLabelValues(kind).Observe(float64(n)) }})
+		coalesced := coalesce.Config{Lanes: cfg.CoalesceLanes, MaxBatch: cfg.CoalesceMaxBatch, Logger: logger,
+			Observe: func(kind string, n int) { batches.WithLabelValues(kind).Observe(float64(n)) }}
+		c, p := coalesce.New(store, coalesced), coalesce.NewProduct(products, coalesced)
 		// Closed after the server and the background loops have stopped
 		// (deferred calls run last in, first out).
 		defer c.Close()
-		orders = c
+		defer p.Close()
+		orders, product = c, p
 	}
-	svc := ordering.New(orders, products, ordering.Config{
+	svc := ordering.New(orders, product, ordering.Config{
 		SyncBudget:     cfg.SyncBudget,
 		ProductTimeout: cfg.ProductTimeout,
 		Logger:         logger,

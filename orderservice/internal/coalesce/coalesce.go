@@ -1,14 +1,17 @@
-// Package coalesce applies the order service's two writes of every order,
-// creating it and storing the product service's answer, with group commit
-// (shared/groupcommit): concurrent Create calls go into the database as one
-// transaction (mysql.Store.CreateBatch), and so do concurrent Settle calls
-// (mysql.Store.SettleBatch). Every order keeps its own rows, attempt and
-// answer, and the results are those of one transaction per call; a batch
-// that fails as a whole is answered call by call by the one-at-a-time path.
+// Package coalesce applies the order service's three steps of every order
+// with group commit (shared/groupcommit): concurrent Create calls go into the
+// database as one transaction (mysql.Store.CreateBatch), concurrent reserve
+// calls to the product service as one POST /reservations/batch
+// (productclient.Client.ReserveBatch), and concurrent Settle calls as one
+// transaction (mysql.Store.SettleBatch). Every order keeps its own rows,
+// attempt and answer, and the results are those of one call per order; a
+// batch that fails as a whole is answered call by call by the one-at-a-time
+// path (a lost batch answer makes each of its reservations unknown, as a lost
+// single answer does).
 //
-// Under a flash sale this turns the ~15 statements and two commits of each
-// order into a handful per batch, which is what the order database's CPU
-// was spent on.
+// Under a flash sale this turns the ~15 statements, two commits and one HTTP
+// exchange of each order into a handful per batch, which is what the CPUs
+// were spent on.
 package coalesce
 
 import (
@@ -38,6 +41,14 @@ type Config struct {
 	Logger  *slog.Logger
 }
 
+// observe returns the Observe of the batches of kind.
+func (cfg Config) observe(kind string) func(int) {
+	if cfg.Observe == nil {
+		return nil
+	}
+	return func(n int) { cfg.Observe(kind, n) }
+}
+
 // Store is the orders store with Create and Settle coalesced; everything
 // else is the underlying store's.
 type Store struct {
@@ -60,12 +71,6 @@ func New(store *mysql.Store, cfg Config) *Store {
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
-	}
-	observe := func(kind string) func(int) {
-		if cfg.Observe == nil {
-			return nil
-		}
-		return func(n int) { cfg.Observe(kind, n) }
 	}
 	fallback := func(kind string) func(int, error) {
 		return func(size int, err error) {
@@ -94,7 +99,7 @@ func New(store *mysql.Store, cfg Config) *Store {
 				return created{order: o, created: ok, err: err}
 			},
 			Lanes: cfg.Lanes, MaxBatch: cfg.MaxBatch, Timeout: batchTimeout,
-			Observe: observe("create"), Fallback: fallback("create"),
+			Observe: cfg.observe("create"), Fallback: fallback("create"),
 		})
 	}
 	s.settle = groupcommit.New(groupcommit.Config[mysql.SettleRequest, mysql.SettleOutcome]{
@@ -104,7 +109,7 @@ func New(store *mysql.Store, cfg Config) *Store {
 			return mysql.SettleOutcome{Order: o, Err: err}
 		},
 		Lanes: cfg.Lanes, MaxBatch: cfg.MaxBatch, Timeout: batchTimeout,
-		Observe: observe("settle"), Fallback: fallback("settle"),
+		Observe: cfg.observe("settle"), Fallback: fallback("settle"),
 	})
 	return s
 }
