@@ -102,8 +102,11 @@ type Config struct {
 	// Shoppers overrides the profile's number of concurrent shoppers in
 	// scenarios 1 to 3 when positive.
 	Shoppers int
-	// Lanes and MaxBatch are the product service's PRODUCT_COALESCE_LANES
-	// and PRODUCT_COALESCE_MAX_BATCH; zero means 4 and 200 (its defaults).
+	// CoalescedOnly skips the one-at-a-time runs of scenarios 1 and 2 (to
+	// profile the coalesced path, say).
+	CoalescedOnly bool
+	// Lanes and MaxBatch are both services' *_COALESCE_LANES and
+	// *_COALESCE_MAX_BATCH; zero means 4 and 200 (their defaults).
 	// Lanes is also the number of connections of the batched floor (5b).
 	Lanes, MaxBatch int
 	// FloorDuration overrides how long each database floor runs when

@@ -36,7 +36,10 @@ func (r *runner) hotProduct(ctx context.Context) []Result {
 }
 
 func (r *runner) bothModes(ctx context.Context, run func(mode string) Result) []Result {
-	out := []Result{run(modeOff)}
+	var out []Result
+	if !r.cfg.CoalescedOnly {
+		out = append(out, run(modeOff))
+	}
 	if ctx.Err() == nil {
 		out = append(out, run(modeOn))
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/stockfence/stockfence/shared/contract"
 )
 
-// Coalescing modes: the product service's PRODUCT_COALESCE.
+// Coalescing modes: both services' PRODUCT_COALESCE and ORDER_COALESCE.
 const (
 	modeOff = "off"
 	modeOn  = "on"
@@ -60,7 +60,7 @@ func (r *runner) dropDB(ctx context.Context, name string) error {
 }
 
 // startSystem creates two fresh databases and starts both services on them
-// with PRODUCT_COALESCE=mode, logging to <workDir>/<dir>. Shoppers get
+// with PRODUCT_COALESCE=mode and ORDER_COALESCE=mode, logging to <workDir>/<dir>. Shoppers get
 // customer tokens of their own.
 func (r *runner) startSystem(ctx context.Context, dir, mode string, shoppers int) (*system, error) {
 	products, err := r.freshDB(ctx, "bench_products")
@@ -80,6 +80,11 @@ func (r *runner) startSystem(ctx context.Context, dir, mode string, shoppers int
 			"PRODUCT_COALESCE":           mode,
 			"PRODUCT_COALESCE_LANES":     strconv.Itoa(r.lanes),
 			"PRODUCT_COALESCE_MAX_BATCH": strconv.Itoa(r.maxBatch),
+		},
+		OrderEnv: map[string]string{
+			"ORDER_COALESCE":           mode,
+			"ORDER_COALESCE_LANES":     strconv.Itoa(r.lanes),
+			"ORDER_COALESCE_MAX_BATCH": strconv.Itoa(r.maxBatch),
 		},
 	})
 	if err != nil {
