@@ -81,6 +81,39 @@ func TestClaimDueSkipsLockedAndLeases(t *testing.T) {
 	}
 }
 
+// TestStuckOrderIsStillClaimed: an order flagged stuck (unsettled for
+// hours, checked many times) is claimed like any other due order: the
+// worker never gives up on it.
+func TestStuckOrderIsStillClaimed(t *testing.T) {
+	t.Parallel()
+	store, _ := newStore(t)
+	ctx := context.Background()
+	o := newOrder(t, "alice")
+	o.CreatedAt = o.CreatedAt.Add(-3 * time.Hour)
+	o.UpdatedAt = o.CreatedAt
+	past := time.Now().UTC().Add(-time.Second)
+	o.NextCheckAt = &past
+	if _, _, err := store.Create(ctx, o, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	for range 40 {
+		if err := store.RecordCheck(ctx, o.ID, "product service unavailable", past); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stored, err := store.Load(ctx, o.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !stored.Stuck(time.Now().UTC(), 30*time.Second) || stored.Checks != 40 {
+		t.Fatalf("order stuck %v after %d checks, want stuck after 40", stored.Stuck(time.Now().UTC(), 30*time.Second), stored.Checks)
+	}
+	ids, err := store.ClaimDue(ctx, 10, time.Minute)
+	if err != nil || len(ids) != 1 || ids[0] != o.ID {
+		t.Fatalf("claimed %v, %v; want the stuck order", ids, err)
+	}
+}
+
 func TestStartAttemptAndGiveUp(t *testing.T) {
 	t.Parallel()
 	store, _ := newStore(t)
