@@ -20,23 +20,28 @@ import (
 // into dst. Unknown fields, trailing data and a body that is too large are
 // rejected; the returned problem (413 or 400) is ready to be written.
 func Decode(w http.ResponseWriter, r *http.Request, dst any) *problem.Problem {
-	r.Body = http.MaxBytesReader(w, r.Body, contract.MaxBodyBytes)
+	return DecodeLimit(w, r, dst, contract.MaxBodyBytes)
+}
+
+// DecodeLimit is Decode for a body of at most limit bytes.
+func DecodeLimit(w http.ResponseWriter, r *http.Request, dst any, limit int64) *problem.Problem {
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
-		return decodeProblem(err)
+		return decodeProblem(err, limit)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return decodeProblem(err)
+			return decodeProblem(err, limit)
 		}
 		return problem.New(http.StatusBadRequest, problem.CodeValidationFailed, "body must hold a single JSON value")
 	}
 	return nil
 }
 
-func decodeProblem(err error) *problem.Problem {
+func decodeProblem(err error, limit int64) *problem.Problem {
 	var (
 		tooLarge  *http.MaxBytesError
 		syntax    *json.SyntaxError
@@ -44,7 +49,7 @@ func decodeProblem(err error) *problem.Problem {
 	)
 	switch {
 	case errors.As(err, &tooLarge):
-		return problem.Newf(http.StatusRequestEntityTooLarge, problem.CodeBodyTooLarge, "body exceeds %d bytes", contract.MaxBodyBytes)
+		return problem.Newf(http.StatusRequestEntityTooLarge, problem.CodeBodyTooLarge, "body exceeds %d bytes", limit)
 	case errors.Is(err, io.EOF):
 		return problem.New(http.StatusBadRequest, problem.CodeValidationFailed, "body is empty")
 	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
@@ -75,8 +80,14 @@ func JSON(w http.ResponseWriter, status int, v any) {
 // Internal logs err once with the request id and answers 500 without
 // revealing it; the client can quote the X-Request-Id header.
 func Internal(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
+	problem.Write(w, InternalProblem(r, logger, err))
+}
+
+// InternalProblem logs err once with the request id and returns the 500
+// problem that answers it without revealing it.
+func InternalProblem(r *http.Request, logger *slog.Logger, err error) *problem.Problem {
 	logger.ErrorContext(r.Context(), "internal error",
 		"requestId", middleware.GetReqID(r.Context()),
 		"method", r.Method, "path", r.URL.Path, "err", err)
-	problem.Write(w, problem.New(http.StatusInternalServerError, problem.CodeInternal, "internal error"))
+	return problem.New(http.StatusInternalServerError, problem.CodeInternal, "internal error")
 }
