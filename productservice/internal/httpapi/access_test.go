@@ -32,6 +32,7 @@ var routeAccess = map[string]string{
 	"GET /admin/dlq":                         "admin",
 	"POST /admin/dlq/replay":                 "admin",
 	"POST /reservations":                     "service",
+	"POST /reservations/batch":               "service",
 	"GET /reservations":                      "service",
 	"GET /reservations/{attemptId}":          "service",
 	"POST /reservations/{attemptId}/resolve": "service",

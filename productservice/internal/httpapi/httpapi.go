@@ -132,6 +132,9 @@ func New(cfg Config) http.Handler {
 	r.Group(func(r chi.Router) {
 		r.Use(bearer.Require(cfg.ServiceToken))
 		r.Post("/reservations", a.reserve)
+		// A static segment wins over {attemptId}: GET /reservations/batch
+		// still reaches getReservation (and is a 400), as before.
+		r.Post("/reservations/batch", a.reserveBatch)
 		r.Get("/reservations", a.listReservations)
 		r.Get("/reservations/{attemptId}", a.getReservation)
 		r.Post("/reservations/{attemptId}/resolve", a.resolve)
@@ -203,8 +206,9 @@ func (a *api) restock(w http.ResponseWriter, r *http.Request) {
 	httpio.JSON(w, http.StatusOK, p)
 }
 
-// reserve answers 201 for a reservation applied now, 200 for the replay of
-// an applied one, and 409 with the reservation body for every other outcome.
+// reserve serves POST /reservations: it decodes the body (a body refused
+// as such is counted invalid) and answers what reserveOne makes of the
+// request.
 func (a *api) reserve(w http.ResponseWriter, r *http.Request) {
 	var req contract.ReserveRequest
 	if p := httpio.Decode(w, r, &req); p != nil {
@@ -212,16 +216,26 @@ func (a *api) reserve(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, p)
 		return
 	}
+	writeResult(w, a.reserveOne(r, req))
+}
+
+// reserveOne is POST /reservations for one decoded request, and so also for
+// each request of POST /reservations/batch: it validates req, applies it
+// with Store.Reserve, counts and logs the outcome, and returns the answer's
+// status with its body. The body is the reservation for 201 (applied now),
+// 200 (the replay of an applied one) and 409 (every other outcome: REJECTED,
+// ABORTED, COMPENSATED), and a problem otherwise: 400 with the field errors
+// of an invalid request, 422 attempt_mismatch, 500 internal_error. r gives
+// the context and what errors are logged with.
+func (a *api) reserveOne(r *http.Request, req contract.ReserveRequest) contract.ReserveResult {
 	if errs := stock.ValidateReserve(req); errs != nil {
 		a.metrics.reservations.WithLabelValues(outcomeInvalid, "").Inc()
-		problem.Write(w, httpio.Invalid(errs))
-		return
+		return problemResult(httpio.Invalid(errs))
 	}
 	res, replayed, err := a.store.Reserve(r.Context(), req)
 	if err != nil {
 		a.metrics.reservations.WithLabelValues(failureOutcome(err), "").Inc()
-		a.fail(w, r, err)
-		return
+		return problemResult(a.failure(r, err))
 	}
 	a.metrics.reserved(res, replayed)
 	// A replay answers byte for byte what the first call answered, so the
@@ -238,7 +252,22 @@ func (a *api) reserve(w http.ResponseWriter, r *http.Request) {
 		a.logger.InfoContext(r.Context(), "reservation rejected",
 			"attemptId", res.AttemptID, "orderId", res.OrderID, "reason", res.Reason)
 	}
-	httpio.JSON(w, status, res)
+	return contract.ReserveResult{Status: status, Reservation: &res}
+}
+
+// problemResult is the result whose answer is p.
+func problemResult(p *problem.Problem) contract.ReserveResult {
+	return contract.ReserveResult{Status: p.Status, Problem: p}
+}
+
+// writeResult writes res as the whole response, as POST /reservations
+// answers.
+func writeResult(w http.ResponseWriter, res contract.ReserveResult) {
+	if res.Problem != nil {
+		problem.Write(w, res.Problem)
+		return
+	}
+	httpio.JSON(w, res.Status, res.Reservation)
 }
 
 func (a *api) getReservation(w http.ResponseWriter, r *http.Request) {
@@ -396,27 +425,40 @@ func productID(w http.ResponseWriter, r *http.Request) (int64, bool) {
 	return id, true
 }
 
-// fail maps an error to its response. Domain errors become their problem;
-// Kafka trouble is logged and answered 503 kafka_unavailable; anything else
-// is logged with the request id and answered 500.
+// fail writes the response failure maps err to.
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
+	p := a.failure(r, err)
+	if p.Code == codeKafkaUnavailable {
+		w.Header().Set("Retry-After", "5")
+	}
+	problem.Write(w, p)
+}
+
+// codeKafkaUnavailable is the code of the 503 a DLQ operation answers when
+// Kafka did not let it finish; the answer carries Retry-After.
+const codeKafkaUnavailable = "kafka_unavailable"
+
+// failure maps an error to its problem. Domain errors become their problem;
+// Kafka trouble is logged and is 503 kafka_unavailable; anything else is
+// logged with the request id and is 500 internal_error, as httpio.Internal
+// answers, revealing nothing.
+func (a *api) failure(r *http.Request, err error) *problem.Problem {
 	switch {
 	case errors.Is(err, stock.ErrProductNotFound):
-		problem.Write(w, problem.New(http.StatusNotFound, problem.CodeNotFound, "no such product"))
+		return problem.New(http.StatusNotFound, problem.CodeNotFound, "no such product")
 	case errors.Is(err, stock.ErrAttemptNotFound):
-		problem.Write(w, problem.New(http.StatusNotFound, problem.CodeNotFound, "no such attempt"))
+		return problem.New(http.StatusNotFound, problem.CodeNotFound, "no such attempt")
 	case errors.Is(err, stock.ErrSKUTaken):
-		problem.Write(w, problem.New(http.StatusConflict, "sku_taken", err.Error()))
+		return problem.New(http.StatusConflict, "sku_taken", err.Error())
 	case errors.Is(err, stock.ErrStockLimit):
-		problem.Write(w, problem.New(http.StatusConflict, "stock_limit", err.Error()))
+		return problem.New(http.StatusConflict, "stock_limit", err.Error())
 	case errors.Is(err, stock.ErrAttemptMismatch):
-		problem.Write(w, problem.New(http.StatusUnprocessableEntity, "attempt_mismatch", err.Error()))
+		return problem.New(http.StatusUnprocessableEntity, "attempt_mismatch", err.Error())
 	case errors.As(err, new(*kafkaError)):
 		a.logger.WarnContext(r.Context(), "kafka unavailable",
 			"requestId", chimw.GetReqID(r.Context()), "method", r.Method, "path", r.URL.Path, "err", err)
-		w.Header().Set("Retry-After", "5")
-		problem.Write(w, problem.New(http.StatusServiceUnavailable, "kafka_unavailable", "Kafka did not answer; try again later"))
+		return problem.New(http.StatusServiceUnavailable, codeKafkaUnavailable, "Kafka did not answer; try again later")
 	default:
-		httpio.Internal(w, r, a.logger, err)
+		return httpio.InternalProblem(r, a.logger, err)
 	}
 }

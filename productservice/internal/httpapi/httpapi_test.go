@@ -39,9 +39,16 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newStoreEnv(t, func(s *mysql.Store) httpapi.Store { return s })
+}
+
+// newStoreEnv is newEnv with the router's store made from the database's by
+// wrap (the coalescer, for instance).
+func newStoreEnv(t *testing.T, wrap func(*mysql.Store) httpapi.Store) *env {
+	t.Helper()
 	db := schematest.Open(t, schema.Products, 8)
 	srv := httptest.NewServer(httpapi.New(httpapi.Config{
-		Store:        mysql.New(db),
+		Store:        wrap(mysql.New(db)),
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 		ServiceToken: serviceToken,
 		AdminToken:   adminToken,

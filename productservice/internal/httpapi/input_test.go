@@ -202,6 +202,61 @@ func FuzzReserveBody(f *testing.F) {
 	})
 }
 
+// FuzzReserveBatchBody sends arbitrary bodies to POST /reservations/batch.
+// Invariants: no 5xx; a batch refused as a whole is a 400 or 413 problem and
+// reaches the store with nothing; a batch served is 200 with one result per
+// request, each 201 (the store got it: canonical ids, lines within the
+// limits) or a 400 or 413 validation problem, and the store got exactly
+// the requests answered 201.
+func FuzzReserveBatchBody(f *testing.F) {
+	h, store := fuzzRouter()
+	f.Fuzz(func(t *testing.T, body string) {
+		store.reset()
+		rec := send(h, http.MethodPost, "/reservations/batch", "", fuzzServiceToken, body)
+		if rec.Code != http.StatusOK {
+			if len(store.reserved) != 0 {
+				t.Fatalf("refused with %d, yet the store got %d requests", rec.Code, len(store.reserved))
+			}
+			refusedAsInput(t, rec)
+			return
+		}
+		var batch contract.ReserveBatchRequest
+		var resp contract.ReserveBatchResponse
+		if err := json.Unmarshal([]byte(body), &batch); err != nil {
+			t.Fatalf("200 for a body that does not decode: %v", err)
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil {
+			t.Fatalf("decode answer %s: %v", rec.Body, err)
+		}
+		if n := len(batch.Reservations); n < 1 || n > contract.MaxBatchReservations || len(resp.Results) != n {
+			t.Fatalf("%d results for %d requests", len(resp.Results), n)
+		}
+		applied := 0
+		for i, r := range resp.Results {
+			switch {
+			case r.Status == http.StatusCreated && r.Reservation != nil && r.Reservation.AttemptID == batch.Reservations[i].AttemptID:
+				applied++
+			case (r.Status == http.StatusBadRequest && r.Problem != nil && r.Problem.Code == "validation_failed" ||
+				r.Status == http.StatusRequestEntityTooLarge && r.Problem != nil && r.Problem.Code == "body_too_large") &&
+				r.Problem.Status == r.Status && r.Reservation == nil:
+			default:
+				t.Fatalf("result %d = %+v", i, r)
+			}
+		}
+		if applied != len(store.reserved) {
+			t.Fatalf("%d results 201, the store got %d requests", applied, len(store.reserved))
+		}
+		for _, req := range store.reserved {
+			if !canonicalID.MatchString(req.AttemptID) || !canonicalID.MatchString(req.OrderID) {
+				t.Fatalf("the store got ids %q and %q", req.AttemptID, req.OrderID)
+			}
+			if err := itemsWithinLimits(req.Items); err != nil {
+				t.Fatalf("the store got items beyond the limits: %v", err)
+			}
+		}
+	})
+}
+
 // FuzzResolve sends arbitrary attempt ids (as a path segment) and bodies to
 // POST /reservations/{attemptId}/resolve. Invariants: no 5xx; the store is
 // asked to resolve (and so possibly fence) only canonical lowercase ids,

@@ -14,7 +14,8 @@ import (
 // Outcomes of POST /reservations and POST /reservations/{id}/resolve as
 // counted in stockfence_reservations_total and stockfence_resolves_total,
 // besides the lowercase attempt statuses (applied, rejected, aborted,
-// compensated).
+// compensated). Each request of a POST /reservations/batch is counted as
+// POST /reservations counts it; a batch refused as a whole is one invalid.
 const (
 	// outcomeReplayed is a reservation recorded before, answered again
 	// from the log (APPLIED or REJECTED).
@@ -39,7 +40,8 @@ func newAPIMetrics(reg prometheus.Registerer) *apiMetrics {
 			Namespace: metrics.Namespace,
 			Name:      "reservations_total",
 			Help: "Reservation requests answered, by outcome (applied, rejected, replayed, aborted: fenced before it arrived, " +
-				"compensated, mismatch, invalid, error) and, for a new rejection, its reason.",
+				"compensated, mismatch, invalid, error) and, for a new rejection, its reason. Each request of a batch counts as one; " +
+				"a batch refused as a whole counts as one invalid.",
 		}, []string{"outcome", "reason"})),
 		resolves: metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metrics.Namespace,

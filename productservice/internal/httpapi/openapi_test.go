@@ -4,9 +4,16 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
 
+	"github.com/getkin/kin-openapi/openapi3"
+
 	"github.com/stockfence/stockfence/productservice/internal/httpapi"
+	"github.com/stockfence/stockfence/shared/contract"
 	"github.com/stockfence/stockfence/shared/routetest"
 )
 
@@ -40,4 +47,47 @@ func TestOpenAPIDocument(t *testing.T) {
 	})
 
 	routetest.CheckDocument(t, h, notAPI)
+}
+
+// TestOpenAPIDocumentStatesTheBatchLimits: the limits the document states
+// for POST /reservations/batch are the contract's, which the handler
+// enforces (the YAML cannot refer to the constants).
+func TestOpenAPIDocumentStatesTheBatchLimits(t *testing.T) {
+	rec := httptest.NewRecorder()
+	httpapi.New(httpapi.Config{Logger: slog.New(slog.DiscardHandler), Ready: func(context.Context) error { return nil }}).
+		ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/openapi.yaml", nil))
+	doc, err := openapi3.NewLoader().LoadFromData(rec.Body.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	schemas := doc.Components.Schemas
+	for _, s := range []struct{ schema, property string }{{"ReserveBatchRequest", "reservations"}, {"ReserveBatchResponse", "results"}} {
+		p := schemas[s.schema].Value.Properties[s.property].Value
+		if p.MaxItems == nil {
+			t.Errorf("%s.%s has no maxItems", s.schema, s.property)
+		} else if p.MinItems != 1 || *p.MaxItems != contract.MaxBatchReservations {
+			t.Errorf("%s.%s has %d to %d items, want 1 to %d", s.schema, s.property, p.MinItems, *p.MaxItems, contract.MaxBatchReservations)
+		}
+	}
+	op := doc.Paths.Find("/reservations/batch").Post
+	bytes := strconv.Itoa(contract.MaxBatchBodyBytes)
+	for what, text := range map[string]string{
+		"the 413's description":             *op.Responses.Status(http.StatusRequestEntityTooLarge).Value.Description,
+		"the operation's description":       op.Description,
+		"ReserveBatchRequest's description": schemas["ReserveBatchRequest"].Value.Description,
+		"the document's description":        doc.Info.Description,
+	} {
+		if !strings.Contains(text, bytes+" bytes") {
+			t.Errorf("%s does not state the limit of %s bytes: %q", what, bytes, text)
+		}
+	}
+	for what, text := range map[string]string{
+		"the summary":                       op.Summary,
+		"the operation's description":       op.Description,
+		"ReserveBatchRequest's description": schemas["ReserveBatchRequest"].Value.Description,
+	} {
+		if !strings.Contains(text, strconv.Itoa(contract.MaxBatchReservations)) {
+			t.Errorf("%s does not state the limit of %d requests: %q", what, contract.MaxBatchReservations, text)
+		}
+	}
 }
