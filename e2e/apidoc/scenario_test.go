@@ -2,6 +2,7 @@ package apidoc_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -185,6 +186,70 @@ func productScenario(t *testing.T, d *apiDoc, s *stack.Stack) seeded {
 		body: padded(fmt.Sprintf(`{"attemptId":%q,"orderId":%q,"items":[{"productId":%d,"quantity":1}]}`, uuid.NewString(), uuid.NewString(), cat.a.ID))})
 	d.do(call{method: http.MethodPost, path: "/reservations", body: applied, status: http.StatusUnauthorized, invalid: true})
 	d.do(call{method: http.MethodPost, path: "/reservations", token: admin, body: applied, status: http.StatusUnauthorized})
+
+	// Batches: each request is answered as POST /reservations answers it
+	// alone, in request order: applied now, its replay, the replay of one
+	// applied before, rejected, fenced, the attempt reused for another
+	// order, and one product twice (which the document cannot call invalid,
+	// but the service refuses).
+	batchNew := contract.ReserveRequest{AttemptID: uuid.NewString(), OrderID: uuid.NewString(),
+		Items: []contract.Item{{ProductID: cat.big.ID, Quantity: 1}}}
+	reused := applied
+	reused.OrderID = uuid.NewString()
+	twice := contract.ReserveRequest{AttemptID: uuid.NewString(), OrderID: uuid.NewString(),
+		Items: []contract.Item{{ProductID: cat.big.ID, Quantity: 1}, {ProductID: cat.big.ID, Quantity: 1}}}
+	batch := func(reqs ...contract.ReserveRequest) contract.ReserveBatchRequest {
+		return contract.ReserveBatchRequest{Reservations: reqs}
+	}
+	checkResults := func(r response, want ...int) {
+		t.Helper()
+		var got contract.ReserveBatchResponse
+		r.decode(t, &got)
+		var statuses []int
+		for _, res := range got.Results {
+			statuses = append(statuses, res.Status)
+		}
+		if fmt.Sprint(statuses) != fmt.Sprint(want) {
+			t.Errorf("POST /reservations/batch results %v, want %v: %s", statuses, want, r.body)
+		}
+	}
+	checkResults(d.do(call{method: http.MethodPost, path: "/reservations/batch", token: service, status: http.StatusOK,
+		body: batch(batchNew, batchNew, applied, short, fenced, reused, twice)}),
+		http.StatusCreated, http.StatusOK, http.StatusOK, http.StatusConflict, http.StatusConflict, http.StatusUnprocessableEntity, http.StatusBadRequest)
+	// Requests the document rejects are still answered one by one: a
+	// quantity of 0 (400), and 3,000 lines, too large to be sent alone (413).
+	tooLarge := contract.ReserveRequest{AttemptID: uuid.NewString(), OrderID: uuid.NewString()}
+	for i := range 3000 {
+		tooLarge.Items = append(tooLarge.Items, contract.Item{ProductID: int64(i + 1), Quantity: 1})
+	}
+	checkResults(d.do(call{method: http.MethodPost, path: "/reservations/batch", token: service, status: http.StatusOK, invalid: true,
+		body: batch(contract.ReserveRequest{AttemptID: uuid.NewString(), OrderID: uuid.NewString(),
+			Items: []contract.Item{{ProductID: cat.big.ID, Quantity: 0}}}, tooLarge)}),
+		http.StatusBadRequest, http.StatusRequestEntityTooLarge)
+	tooMany := make([]contract.ReserveRequest, contract.MaxBatchReservations+1)
+	for i := range tooMany {
+		tooMany[i] = contract.ReserveRequest{AttemptID: uuid.NewString(), OrderID: uuid.NewString(),
+			Items: []contract.Item{{ProductID: cat.big.ID, Quantity: 1}}}
+	}
+	oneBatch, err := json.Marshal(batch(batchNew))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []call{
+		{body: batch(), status: http.StatusBadRequest, invalid: true},
+		{body: batch(tooMany...), status: http.StatusBadRequest, invalid: true},
+		{body: map[string]any{"reservations": []contract.ReserveRequest{batchNew}, "priority": 1}, status: http.StatusBadRequest, invalid: true},
+		{body: `{"reservations": [`, status: http.StatusBadRequest, invalid: true},
+		{body: append(bytes.Repeat([]byte(" "), contract.MaxBatchBodyBytes), oneBatch...), status: http.StatusRequestEntityTooLarge},
+		{body: batch(batchNew), status: http.StatusUnauthorized, invalid: true},
+		{body: batch(batchNew), token: admin, status: http.StatusUnauthorized},
+	} {
+		c.method, c.path = http.MethodPost, "/reservations/batch"
+		if c.token == "" && c.status != http.StatusUnauthorized {
+			c.token = service
+		}
+		d.do(c)
+	}
 
 	// The log.
 	d.do(call{method: http.MethodGet, path: "/reservations/" + applied.AttemptID, token: service, status: http.StatusOK})

@@ -96,6 +96,12 @@ var matrix = []route{
 			return fmt.Sprintf(`{"attemptId":"0199a1b2-0000-7000-8000-00000000a11c","orderId":"0199a1b2-0000-7000-8000-00000000b0b0",`+
 				`"items":[{"productId":%d,"quantity":10000}]}`, f.pear.ID)
 		}, want: http.StatusConflict},
+	// The same as a batch of one: 200 with its 409 REJECTED result.
+	{service: productSvc, method: http.MethodPost, pattern: "/reservations/batch", class: service,
+		body: func(f fixture) string {
+			return fmt.Sprintf(`{"reservations":[{"attemptId":"0199a1b2-0000-7000-8000-00000000ba7c","orderId":"0199a1b2-0000-7000-8000-00000000b0b1",`+
+				`"items":[{"productId":%d,"quantity":10000}]}]}`, f.pear.ID)
+		}, want: http.StatusOK},
 	{service: productSvc, method: http.MethodPost, pattern: "/products", class: admin,
 		body: func(fixture) string { return `{"sku":"AUTHZ-NEW","name":"New","priceCents":100,"stock":1}` }, want: http.StatusCreated},
 	{service: productSvc, method: http.MethodPost, pattern: "/products/{id}/restock", class: admin,
