@@ -158,7 +158,9 @@ func settleBatch(ctx context.Context, tx *sql.Tx, reqs []SettleRequest, ids []st
 	for i, id := range ids {
 		args[i] = id
 	}
-	q := `SELECT ` + orderColumns + ` FROM orders WHERE id IN (` + placeholders(len(ids), "?") + `) ORDER BY id FOR UPDATE`
+	// FORCE INDEX: with a long IN list on a small table the optimizer may
+	// otherwise scan it (and lock every row it reads).
+	q := `SELECT ` + orderColumns + ` FROM orders FORCE INDEX (PRIMARY) WHERE id IN (` + placeholders(len(ids), "?") + `) ORDER BY id FOR UPDATE`
 	locked, err := queryOrders(ctx, tx, q, args...)
 	if err != nil {
 		return fmt.Errorf("lock %d orders: %w", len(ids), err)

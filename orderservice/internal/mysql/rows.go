@@ -107,7 +107,9 @@ func queryOrders(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]orde
 }
 
 // loadDetails fills in the lines (by line number) and attempts (by seq) of
-// orders with one query each.
+// orders with one query each. The queries name their index: with the long
+// IN list of a batch the optimizer may otherwise choose to scan a small
+// table.
 func loadDetails(ctx context.Context, tx *sql.Tx, orders []order.Order) error {
 	if len(orders) == 0 {
 		return nil
@@ -142,7 +144,7 @@ func loadDetails(ctx context.Context, tx *sql.Tx, orders []order.Order) error {
 }
 
 func loadLines(ctx context.Context, tx *sql.Tx, in string, ids []any, add func(lineRow)) error {
-	const q = `SELECT order_id, line_no, product_id, quantity, unit_price_cents FROM order_lines WHERE order_id IN `
+	const q = `SELECT order_id, line_no, product_id, quantity, unit_price_cents FROM order_lines FORCE INDEX (PRIMARY) WHERE order_id IN `
 	rows, err := tx.QueryContext(ctx, q+in+` ORDER BY order_id, line_no`, ids...)
 	if err != nil {
 		return fmt.Errorf("query order lines: %w", err)
@@ -162,7 +164,7 @@ func loadLines(ctx context.Context, tx *sql.Tx, in string, ids []any, add func(l
 }
 
 func loadAttempts(ctx context.Context, tx *sql.Tx, in string, ids []any, add func(attemptRow)) error {
-	const q = `SELECT attempt_id, order_id, seq, status, created_at, resolved_at FROM order_attempts WHERE order_id IN `
+	const q = `SELECT attempt_id, order_id, seq, status, created_at, resolved_at FROM order_attempts FORCE INDEX (uq_order_attempts_seq) WHERE order_id IN `
 	rows, err := tx.QueryContext(ctx, q+in+` ORDER BY order_id, seq`, ids...)
 	if err != nil {
 		return fmt.Errorf("query order attempts: %w", err)

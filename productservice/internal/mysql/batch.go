@@ -77,7 +77,9 @@ func (s *Store) recordedIDs(ctx context.Context, reqs []contract.ReserveRequest)
 	for i, req := range reqs {
 		args[i] = req.AttemptID
 	}
-	q := `SELECT attempt_id FROM stock_attempts WHERE attempt_id IN (?` + strings.Repeat(",?", len(reqs)-1) + `)`
+	// FORCE INDEX: with a long IN list on a small table the optimizer may
+	// otherwise scan it.
+	q := `SELECT attempt_id FROM stock_attempts FORCE INDEX (PRIMARY) WHERE attempt_id IN (?` + strings.Repeat(",?", len(reqs)-1) + `)`
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("look up attempts: %w", err)
