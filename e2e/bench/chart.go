@@ -70,8 +70,8 @@ func WriteChart(path string, r *Report) error {
 
 	p.Legend.Top = true
 	p.Legend.YOffs = -vg.Points(6)
-	p.Legend.Add("PRODUCT_COALESCE=off", swatch{colourOff})
-	p.Legend.Add("PRODUCT_COALESCE=on", swatch{colourOn})
+	p.Legend.Add("coalescing off", swatch{colourOff})
+	p.Legend.Add("coalescing on", swatch{colourOn})
 	p.Legend.Add("database floor, no services", swatch{colourFloor})
 
 	if err := p.Save(9*vg.Inch, vg.Length(1.6+0.42*float64(n+1))*vg.Inch, path); err != nil {

@@ -153,20 +153,20 @@ func (r *Report) Markdown(command string) string {
 	s := r.Settings
 	p("## Setup\n\n")
 	p("- Scenarios 1 and 2: %s requests for one unit of one product with stock %s, from %s concurrent shoppers "+
-		"(each with its own customer token in 1, the service token in 2), with `PRODUCT_COALESCE=off` and `on`.\n",
+		"(each with its own customer token in 1, the service token in 2), with coalescing off and on (`PRODUCT_COALESCE` and `ORDER_COALESCE` both `off`, then both `on`; scenario 2 uses only the product service).\n",
 		thousands(int64(s.HotOrders)), thousands(int64(s.HotStock)), thousands(int64(s.Shoppers)))
 	p("- Scenario 3: %s orders of %d distinct products out of %d (the same random orders in every variant), stock "+
-		"to spare, %s shoppers, `PRODUCT_COALESCE=on`: (a) one reserve call per line, each its own attempt, one after "+
+		"to spare, %s shoppers, coalescing on: (a) one reserve call per line, each its own attempt, one after "+
 		"another; (b) one call with all lines; (c) end to end through `POST /orders`.\n",
 		thousands(int64(s.MultiOrders)), s.MultiLines, s.MultiProducts, thousands(int64(s.Shoppers)))
-	p("- Scenario 4: one shopper, %s orders one after another after %d unmeasured warm-up orders, `PRODUCT_COALESCE=on`.\n",
+	p("- Scenario 4: one shopper, %s orders one after another after %d unmeasured warm-up orders, coalescing on.\n",
 		thousands(int64(s.SeqOrders)), s.SeqWarmup)
 	p("- Scenario 5: the product service's reservation SQL run with `database/sql` and no services, on one hot row, "+
 		"for %s each: (a) `Store.Reserve`'s transaction (insert attempt, `SELECT ... FOR UPDATE`, update stock, insert "+
 		"ledger row, update attempt, commit; READ COMMITTED) from %d connections; (b) `Store.ReserveBatch`'s statements "+
 		"for %d reservations per transaction from %d connections.\n",
 		s.FloorDuration, s.FloorConns, s.FloorBatch, s.Lanes)
-	p("- `PRODUCT_COALESCE_LANES=%d`, `PRODUCT_COALESCE_MAX_BATCH=%d`; every other setting at the services' defaults. "+
+	p("- `PRODUCT_COALESCE_LANES` and `ORDER_COALESCE_LANES` %d, `PRODUCT_COALESCE_MAX_BATCH` and `ORDER_COALESCE_MAX_BATCH` %d; every other setting at the services' defaults. "+
 		"MariaDB at %s.\n", s.Lanes, s.MaxBatch, s.ServerAddr)
 	p("- Shoppers are a closed loop: each sends its next request when the previous one has a definite answer. A 202 " +
 		"PENDING order is polled until it settles and a 503 is resent with the same `Idempotency-Key` after " +
@@ -218,7 +218,7 @@ func (r *Report) reading() []string {
 			formatLatency(off.Latency.P99, 1), formatRatio(k))
 		switch {
 		case on.PerTransaction > 0 && on.PerTransaction < 1.2:
-			s += fmt.Sprintf("With `PRODUCT_COALESCE=on` the product service still wrote ≈ %.1f reservations per "+
+			s += fmt.Sprintf("With coalescing on the product service still wrote ≈ %.1f reservations per "+
 				"transaction, so the binary measured did not coalesce (the setting had no effect): on and off ran the same "+
 				"code path, and their difference is noise.", on.PerTransaction)
 		case math.Abs(k-1) < 0.15:
