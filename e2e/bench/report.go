@@ -239,7 +239,7 @@ func (r *Report) reading() []string {
 	if e2e, ok := find("1", modeOn); ok {
 		if alone, ok := find("2", modeOn); ok && alone.Rate() > 0 {
 			out = append(out, fmt.Sprintf("With coalescing on, the order service in front of the product service "+
-				"(its own two transactions per order, the JWT check and a second HTTP hop) leaves %.0f %% of the product "+
+				"(its own two writes per order, batched, the JWT check and a second HTTP hop) leaves %.0f %% of the product "+
 				"service's throughput (%s against %s).", 100*e2e.Rate()/alone.Rate(), rate(e2e), rate(alone)))
 		}
 	}
