@@ -248,7 +248,7 @@ func TestBadGatewayAfterCommit(t *testing.T) {
 	t.Parallel()
 	s := startFaulty(t, nil)
 	p := s.seed(contract.NewProduct{SKU: "GW-1", Name: "Tent", PriceCents: 19900, Stock: 2})[0]
-	s.badGateway.Fail(faults.PostPath("/reservations"), 1)
+	s.badGateway.Fail(faults.PostPath("/reservations", "/reservations/batch"), 1)
 	r := s.placeOrder("gw", uuid.NewString(), contract.Item{ProductID: p.ID, Quantity: 1})
 	if r.status != http.StatusCreated {
 		t.Fatalf("answer = %d %s, want 201 (resolved within the budget)", r.status, r.body)

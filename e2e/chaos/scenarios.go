@@ -50,7 +50,7 @@ func Scenarios() []Scenario {
 		})},
 		{Name: "502-after-commit", Inject: windows(func(env *Env, r *rand.Rand) (func() error, error) {
 			gw := env.Gateways[r.IntN(len(env.Gateways))]
-			gw.Fail(faults.PostPath("/reservations"), 1+r.IntN(5))
+			gw.Fail(faults.PostPath("/reservations", "/reservations/batch"), 1+r.IntN(5))
 			return func() error { gw.Heal(); return nil }, nil
 		})},
 		{Name: "kill-product", Inject: windows(func(env *Env, r *rand.Rand) (func() error, error) {

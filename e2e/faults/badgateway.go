@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -266,9 +267,10 @@ func PostTo(pathPrefix string) func(*http.Request) bool {
 }
 
 // PostPath returns a matcher for Fail that matches POST requests whose path
-// is exactly path, e.g. PostPath("/reservations").
-func PostPath(path string) func(*http.Request) bool {
+// is exactly one of paths, e.g. PostPath("/reservations",
+// "/reservations/batch") for a reserve call sent alone or in a batch.
+func PostPath(paths ...string) func(*http.Request) bool {
 	return func(r *http.Request) bool {
-		return r.Method == http.MethodPost && r.URL.Path == path
+		return r.Method == http.MethodPost && slices.Contains(paths, r.URL.Path)
 	}
 }
