@@ -36,7 +36,7 @@ type Config struct {
 	// many calls one batch takes at most.
 	Lanes, MaxBatch int
 	// Observe, if set, is told the size of every batch applied and its kind
-	// ("create" or "settle").
+	// ("create", "reserve" or "settle").
 	Observe func(kind string, size int)
 	Logger  *slog.Logger
 }
