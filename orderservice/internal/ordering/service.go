@@ -135,11 +135,11 @@ func New(store Store, product Product, cfg Config) *Service {
 // whether this call created it:
 //
 //   - invalid items or key: *order.ValidationError, nothing written;
+//   - idemKey already used by the customer for the same items: the existing
+//     order, created false, and no new work (also while the product service
+//     is down); for other items: order.ErrIdempotencyKeyReused;
 //   - the product service known to be down: *UnavailableError, nothing
 //     written (checked before anything is recorded);
-//   - idemKey already used by the customer for the same items: the existing
-//     order, created false, and no new work; for other items:
-//     order.ErrIdempotencyKeyReused;
 //   - otherwise the order CONFIRMED, FAILED or COMPENSATING, or still PENDING
 //     when no definite answer came in time; the recovery worker takes it from
 //     there.
