@@ -53,9 +53,16 @@ func (s *Store) QuantityCap() order.QuantityCap { return s.cap }
 // errKeyTaken marks a Create that lost the race for its idempotency key.
 var errKeyTaken = errors.New("idempotency key taken")
 
+// errOrderStored marks a Create that found its own order stored already: an
+// earlier transaction writing it (a batch's, whose commit's outcome was
+// unknown) did commit.
+var errOrderStored = errors.New("order already stored")
+
 // Create stores o (a new PENDING order with its lines, its first SENT attempt
 // and its next_check_at) in one transaction, together with the idempotency key
-// idemKey of its customer when idemKey is not empty.
+// idemKey of its customer when idemKey is not empty. If o itself is stored
+// already (a batch that wrote it reported an unknown commit, and the commit
+// went through), Create returns it as stored, created true.
 //
 // Callers look the key up first (ByKey); Create settles the race between
 // concurrent calls with one key, which create one order: InnoDB makes the
@@ -88,6 +95,16 @@ func (s *Store) Create(ctx context.Context, o order.Order, idemKey, requestHash 
 		// key (and replays) before it could be refused here.
 		return s.checkCap(ctx, tx, o)
 	})
+	if errors.Is(err, errOrderStored) {
+		stored, err := s.Load(ctx, o.ID)
+		if err != nil {
+			return order.Order{}, false, err
+		}
+		if stored.CustomerID != o.CustomerID {
+			return order.Order{}, false, fmt.Errorf("order id %s is taken by another customer's order", o.ID)
+		}
+		return stored, true, nil
+	}
 	if errors.Is(err, errKeyTaken) {
 		existing, found, err := s.ByKey(ctx, o.CustomerID, idemKey, requestHash)
 		if err != nil {
@@ -152,6 +169,10 @@ func insertOrder(ctx context.Context, tx *sql.Tx, o order.Order) error {
 	const q = `INSERT INTO orders (id, customer_id, status, next_check_at, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?)`
 	if _, err := tx.ExecContext(ctx, q, o.ID, o.CustomerID, string(o.Status), nullTime(o.NextCheckAt), o.CreatedAt, o.UpdatedAt); err != nil {
+		if mysqldb.IsDuplicate(err) {
+			// Order ids are new UUIDs: only this order can have it.
+			return fmt.Errorf("insert order: %w: %w", errOrderStored, err)
+		}
 		return fmt.Errorf("insert order: %w", err)
 	}
 	return nil

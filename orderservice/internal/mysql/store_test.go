@@ -113,6 +113,34 @@ func TestCreateIdempotencyKey(t *testing.T) {
 	}
 }
 
+// TestCreateAfterAnUnknownCommit: a batch that wrote an order reported its
+// commit as unknown, but the commit went through; creating the same order
+// again on the one-at-a-time path answers it as stored, not an error, and
+// writes nothing twice.
+func TestCreateAfterAnUnknownCommit(t *testing.T) {
+	t.Parallel()
+	store, db := newStore(t)
+	ctx := context.Background()
+	hash := order.RequestHash(items)
+	o := newOrder(t, "alice")
+	if err := store.CreateBatch(ctx, []mysql.CreateRequest{{Order: o, IdemKey: "k", RequestHash: hash}}); err != nil {
+		t.Fatal(err)
+	}
+	again, created, err := store.Create(ctx, o, "k", hash)
+	if err != nil || !created || again.ID != o.ID || again.Status != order.StatusPending || len(again.Attempts) != 1 {
+		t.Fatalf("Create of a stored order = %+v, created %v, err %v; want it as stored, created", again, created, err)
+	}
+	var n int
+	if err := db.QueryRow("SELECT (SELECT COUNT(*) FROM orders) + (SELECT COUNT(*) FROM order_attempts) + (SELECT COUNT(*) FROM idempotency_keys)").Scan(&n); err != nil || n != 3 {
+		t.Fatalf("rows = %d (%v), want one order, one attempt, one key", n, err)
+	}
+	other := o
+	other.CustomerID = "mallory"
+	if _, _, err := store.Create(ctx, other, "", ""); err == nil {
+		t.Fatal("an order id stored for alice was answered to mallory")
+	}
+}
+
 // TestCreateConcurrentKey races many creates with one key past the
 // look-up, so the unique key has to decide.
 func TestCreateConcurrentKey(t *testing.T) {
