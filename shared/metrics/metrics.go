@@ -71,6 +71,11 @@ func Register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 	panic(err)
 }
 
+// BatchSizeBuckets are the buckets of the histograms of how many requests
+// one coalesced transaction or batch call took (up to the largest
+// *_COALESCE_MAX_BATCH, 2,000).
+var BatchSizeBuckets = []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000}
+
 // httpDurationBuckets span a fast read (1 ms) to a POST /orders that used its
 // whole sync budget and more (10 s).
 var httpDurationBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}

@@ -126,7 +126,7 @@ func run(ctx context.Context, logger *slog.Logger, getenv func(string) string) e
 			Namespace: metrics.Namespace,
 			Name:      "order_batch_size",
 			Help:      "Orders created or answers stored per coalesced transaction, or reservations per batch call (kind create, settle, reserve).",
-			Buckets:   []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000},
+			Buckets:   metrics.BatchSizeBuckets,
 		}, []string{"kind"}))
 		coalesced := coalesce.Config{Lanes: cfg.CoalesceLanes, MaxBatch: cfg.CoalesceMaxBatch, Logger: logger,
 			Observe: func(kind string, n int) { batches.WithLabelValues(kind).Observe(float64(n)) }}

@@ -104,7 +104,7 @@ func run(ctx context.Context, logger *slog.Logger, getenv func(string) string) e
 			Namespace: metrics.Namespace,
 			Name:      "reservation_batch_size",
 			Help:      "Reservations applied per coalesced transaction.",
-			Buckets:   []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000},
+			Buckets:   metrics.BatchSizeBuckets,
 		}))
 		c := coalesce.New(store, coalesce.Config{Lanes: cfg.CoalesceLanes, MaxBatch: cfg.CoalesceMaxBatch, Logger: logger,
 			Observe: func(n int) { batches.Observe(float64(n)) }})
