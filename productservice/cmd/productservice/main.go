@@ -109,7 +109,7 @@ func run(ctx context.Context, logger *slog.Logger, getenv func(string) string) e
 		c := coalesce.New(store, coalesce.Config{Lanes: cfg.CoalesceLanes, MaxBatch: cfg.CoalesceMaxBatch, Logger: logger,
 			Observe: func(n int) { batches.Observe(float64(n)) }})
 		defer c.Close()
-		reservations = coalescedStore{Store: store, coalescer: c}
+		reservations = coalesce.Store{Store: store, Coalescer: c}
 	}
 	handler := httpapi.New(httpapi.Config{
 		Store:        reservations,
@@ -213,15 +213,4 @@ func probeKafka(ctx context.Context, logger *slog.Logger, dlq *compensation.Repl
 		case <-time.After(time.Until(next)):
 		}
 	}
-}
-
-// coalescedStore is the store with reservations going through the
-// coalescer.
-type coalescedStore struct {
-	*mysql.Store
-	coalescer *coalesce.Coalescer
-}
-
-func (s coalescedStore) Reserve(ctx context.Context, req contract.ReserveRequest) (contract.Reservation, bool, error) {
-	return s.coalescer.Reserve(ctx, req)
 }

@@ -17,9 +17,9 @@ import (
 	"github.com/stockfence/stockfence/shared/groupcommit"
 )
 
-// Store applies reservations one at a time and in batches
+// Reservations applies reservations one at a time and in batches
 // (internal/mysql.Store).
-type Store interface {
+type Reservations interface {
 	Reserve(ctx context.Context, req contract.ReserveRequest) (contract.Reservation, bool, error)
 	ReserveBatch(ctx context.Context, reqs []contract.ReserveRequest) ([]mysql.Outcome, error)
 }
@@ -45,7 +45,7 @@ type Config struct {
 }
 
 // New starts cfg.Lanes lanes over store. Close stops them.
-func New(store Store, cfg Config) *Coalescer {
+func New(store Reservations, cfg Config) *Coalescer {
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -82,3 +82,15 @@ func (c *Coalescer) Reserve(ctx context.Context, req contract.ReserveRequest) (c
 
 // Close lets the lanes finish what is queued and stops them.
 func (c *Coalescer) Close() { c.batcher.Close() }
+
+// Store is the product store with reservations going through a Coalescer;
+// everything else is the store's.
+type Store struct {
+	*mysql.Store
+	Coalescer *Coalescer
+}
+
+// Reserve is Coalescer.Reserve.
+func (s Store) Reserve(ctx context.Context, req contract.ReserveRequest) (contract.Reservation, bool, error) {
+	return s.Coalescer.Reserve(ctx, req)
+}

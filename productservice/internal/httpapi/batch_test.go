@@ -24,17 +24,6 @@ import (
 	"github.com/stockfence/stockfence/shared/metrics/metricstest"
 )
 
-// coalescedStore is the store with reservations going through the
-// coalescer, as cmd/productservice builds it with PRODUCT_COALESCE=on.
-type coalescedStore struct {
-	*mysql.Store
-	coalescer *coalesce.Coalescer
-}
-
-func (s coalescedStore) Reserve(ctx context.Context, req contract.ReserveRequest) (contract.Reservation, bool, error) {
-	return s.coalescer.Reserve(ctx, req)
-}
-
 // newCoalescedEnv is newEnv with PRODUCT_COALESCE=on at the service's
 // default lanes and batch size. observe, if set, is told every coalesced
 // batch's size.
@@ -43,7 +32,7 @@ func newCoalescedEnv(t *testing.T, observe func(int)) *env {
 	return newStoreEnv(t, func(s *mysql.Store) httpapi.Store {
 		c := coalesce.New(s, coalesce.Config{Lanes: 4, MaxBatch: 200, Observe: observe})
 		t.Cleanup(c.Close) // after the server's Close, registered later
-		return coalescedStore{Store: s, coalescer: c}
+		return coalesce.Store{Store: s, Coalescer: c}
 	})
 }
 
