@@ -1,15 +1,17 @@
-// Package groupcommit runs concurrent calls of one operation together: each
-// lane takes every call waiting when it becomes free (up to a batch size) and
-// applies them with one call of a batch function, typically one database
-// transaction. Nothing waits on a timer: a lone call goes straight through,
-// and under load the calls that arrive while a batch runs make up the next
-// one (group commit). Every call keeps its own answer; a batch that fails as
-// a whole is answered call by call on the one-at-a-time path.
+// Package groupcommit runs concurrent calls of one operation together: a
+// free lane takes every call waiting (up to a batch size) and applies them
+// with one call of a batch function, typically one database transaction.
+// Nothing waits on a timer: a call that finds a lane free is applied at once,
+// on its caller's goroutine, and under load the calls that arrive while a
+// batch runs make up the next one (group commit). Every call keeps its own
+// answer; a batch that fails as a whole is answered call by call on the
+// one-at-a-time path.
 package groupcommit
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -41,13 +43,20 @@ type Config[Req, Res any] struct {
 }
 
 // Batcher queues calls for its lanes. It is safe for concurrent use.
+//
+// A lane is not a goroutine of its own: the call that finds a lane free runs
+// batches on its caller's goroutine until its own call is answered, then
+// hands the lane to a new goroutine if calls are still waiting. A lone call
+// therefore costs no switch between goroutines, and the waiting calls are
+// never stranded: a lane is only freed when nothing waits.
 type Batcher[Req, Res any] struct {
 	cfg Config[Req, Res]
 
-	queue  chan *call[Req, Res]
-	mu     sync.RWMutex // guards closed against sends on a closed queue
-	closed bool
-	lanes  sync.WaitGroup
+	mu      sync.Mutex
+	waiting []*call[Req, Res] // in arrival order
+	free    int               // lanes not running batches
+	closed  bool
+	busy    sync.WaitGroup // one per lane running batches
 }
 
 type call[Req, Res any] struct {
@@ -58,7 +67,7 @@ type call[Req, Res any] struct {
 	err  error // the failed batch's, when there is no Single
 }
 
-// New starts cfg.Lanes lanes (at least one). Close stops them.
+// New returns a batcher with cfg.Lanes lanes (at least one). Close stops it.
 func New[Req, Res any](cfg Config[Req, Res]) *Batcher[Req, Res] {
 	cfg.Lanes = max(cfg.Lanes, 1)
 	cfg.MaxBatch = max(cfg.MaxBatch, 1)
@@ -71,32 +80,31 @@ func New[Req, Res any](cfg Config[Req, Res]) *Batcher[Req, Res] {
 	if cfg.Fallback == nil {
 		cfg.Fallback = func(int, error) {}
 	}
-	b := &Batcher[Req, Res]{cfg: cfg, queue: make(chan *call[Req, Res], 4*cfg.MaxBatch)}
-	for range cfg.Lanes {
-		b.lanes.Add(1)
-		go b.lane()
-	}
-	return b
+	return &Batcher[Req, Res]{cfg: cfg, free: cfg.Lanes}
 }
 
 // Do queues req and waits for its answer (or, without Single, the error of
-// its failed batch). If ctx ends first the error is ctx's, and whether req was applied is unknown to the caller: a request
-// whose batch had not started when ctx ended is left out of it, one whose
-// batch had started is applied with it.
+// its failed batch). If ctx ends first the error is ctx's, and whether req
+// was applied is unknown to the caller: a request whose batch had not started
+// when ctx ended is left out of it, one whose batch had started is applied
+// with it.
 func (b *Batcher[Req, Res]) Do(ctx context.Context, req Req) (Res, error) {
 	var zero Res
 	c := &call[Req, Res]{ctx: ctx, req: req, done: make(chan struct{})}
-	b.mu.RLock()
+	b.mu.Lock()
 	if b.closed {
-		b.mu.RUnlock()
+		b.mu.Unlock()
 		return zero, ErrClosed
 	}
-	select {
-	case b.queue <- c:
-		b.mu.RUnlock()
-	case <-ctx.Done():
-		b.mu.RUnlock()
-		return zero, ctx.Err()
+	b.waiting = append(b.waiting, c)
+	lead := b.free > 0
+	if lead {
+		b.free--
+		b.busy.Add(1)
+	}
+	b.mu.Unlock()
+	if lead {
+		b.run(c)
 	}
 	select {
 	case <-c.done:
@@ -112,36 +120,70 @@ func (b *Batcher[Req, Res]) Do(ctx context.Context, req Req) (Res, error) {
 	}
 }
 
-// Close lets the lanes finish what is queued and stops them.
+// Close lets the lanes finish what is queued and stops taking calls.
 func (b *Batcher[Req, Res]) Close() {
 	b.mu.Lock()
-	if !b.closed {
-		b.closed = true
-		close(b.queue)
-	}
+	b.closed = true
 	b.mu.Unlock()
-	b.lanes.Wait()
+	b.busy.Wait()
 }
 
-// lane applies batches until the queue is closed and drained.
-func (b *Batcher[Req, Res]) lane() {
-	defer b.lanes.Done()
-	batch := make([]*call[Req, Res], 0, b.cfg.MaxBatch)
-	for first := range b.queue {
-		batch = append(batch[:0], first)
-	fill:
-		for len(batch) < b.cfg.MaxBatch {
-			select {
-			case c, ok := <-b.queue:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, c)
-			default:
-				break fill
-			}
+// run holds a lane: it applies batches of the waiting calls, oldest first,
+// until own is answered (own nil: until none waits). Then it frees the lane
+// if none waits, or hands it to a new goroutine.
+func (b *Batcher[Req, Res]) run(own *call[Req, Res]) {
+	for {
+		b.mu.Lock()
+		if len(b.waiting) == 0 {
+			b.free++
+			b.mu.Unlock()
+			b.busy.Done()
+			return
 		}
-		b.apply(batch)
+		if own != nil && answered(own) {
+			b.mu.Unlock()
+			go b.run(nil)
+			return
+		}
+		n := min(len(b.waiting), b.cfg.MaxBatch)
+		batch := make([]*call[Req, Res], n)
+		copy(batch, b.waiting)
+		clear(b.waiting[:n]) // no references kept to answered calls
+		b.waiting = b.waiting[n:]
+		if len(b.waiting) == 0 {
+			b.waiting = b.waiting[:0:0] // let the drained array go
+		}
+		b.mu.Unlock()
+		b.applyHeld(batch)
+	}
+}
+
+// applyHeld applies batch while holding a lane. If the batch panics (on a
+// caller's goroutine, which may recover), its unanswered calls get an error
+// and the lane goes on in a new goroutine before the panic goes up.
+func (b *Batcher[Req, Res]) applyHeld(batch []*call[Req, Res]) {
+	defer func() {
+		if p := recover(); p != nil {
+			err := fmt.Errorf("group commit: batch panicked: %v", p)
+			for _, c := range batch {
+				if !answered(c) {
+					c.err = err
+					close(c.done)
+				}
+			}
+			go b.run(nil)
+			panic(p)
+		}
+	}()
+	b.apply(batch)
+}
+
+func answered[Req, Res any](c *call[Req, Res]) bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
 	}
 }
 

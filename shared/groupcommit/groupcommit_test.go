@@ -3,6 +3,8 @@ package groupcommit_test
 import (
 	"context"
 	"errors"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -233,4 +235,72 @@ func TestFailedBatchWithoutSingleFailsItsCalls(t *testing.T) {
 	if r.singles != 0 {
 		t.Fatalf("%d calls applied one at a time, want none", r.singles)
 	}
+}
+
+// TestLoneCallRunsOnItsCaller: a call that finds a lane free is applied on
+// its caller's goroutine (no switch between goroutines): the batch function's
+// stack is the caller's.
+func TestLoneCallRunsOnItsCaller(t *testing.T) {
+	t.Parallel()
+	var stack string
+	b := groupcommit.New(groupcommit.Config[int, int]{
+		Batch: func(_ context.Context, reqs []int) ([]int, error) {
+			buf := make([]byte, 64<<10)
+			stack = string(buf[:runtime.Stack(buf, false)])
+			return make([]int, len(reqs)), nil
+		},
+		Lanes: 1, MaxBatch: 10,
+	})
+	defer b.Close()
+	if _, err := b.Do(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stack, "TestLoneCallRunsOnItsCaller") {
+		t.Fatalf("the batch ran on another goroutine:\n%s", stack)
+	}
+}
+
+// TestPanickingBatchAnswersItsCallsAndFreesTheLane: a batch that panics on
+// a caller's goroutine answers its calls with an error, the panic reaches
+// that caller, and the calls after it are still applied.
+func TestPanickingBatchAnswersItsCallsAndFreesTheLane(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	b := groupcommit.New(groupcommit.Config[int, int]{
+		Batch: func(_ context.Context, reqs []int) ([]int, error) {
+			if reqs[0] == -1 {
+				<-release
+				panic("boom")
+			}
+			out := make([]int, len(reqs))
+			for i, n := range reqs {
+				out[i] = 2 * n
+			}
+			return out, nil
+		},
+		Lanes: 1, MaxBatch: 10,
+	})
+	panicked := make(chan any)
+	go func() {
+		defer func() { panicked <- recover() }()
+		b.Do(context.Background(), -1)
+	}()
+	time.Sleep(50 * time.Millisecond) // -1 holds the only lane
+	after := make(chan error)
+	go func() {
+		got, err := b.Do(context.Background(), 21)
+		if err == nil && got != 42 {
+			err = errors.New("wrong answer")
+		}
+		after <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	if p := <-panicked; p != "boom" {
+		t.Fatalf("recovered %v, want the batch's panic", p)
+	}
+	if err := <-after; err != nil {
+		t.Fatalf("call queued behind the panic: %v", err)
+	}
+	b.Close()
 }
