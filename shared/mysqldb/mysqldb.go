@@ -1,7 +1,7 @@
 // Package mysqldb opens MySQL/MariaDB pools the way both services need them
-// (database created on first start, UTC times, interpolated parameters) and
-// runs transactions that are retried as a whole on deadlock and lock-wait
-// timeout.
+// (database created on first start, UTC times, interpolated parameters,
+// several statements per round trip) and runs transactions that are retried
+// as a whole on deadlock and lock-wait timeout.
 package mysqldb
 
 import (
@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -34,8 +35,9 @@ const maxTxAttempts = 5
 var dbNamePattern = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
 
 // Config parses dsn and normalises it: parseTime on, UTC, client-side
-// parameter interpolation (one round trip per statement; values are still
-// escaped by the driver, never concatenated by us).
+// parameter interpolation (no prepare round trip; values are still escaped
+// by the driver, never concatenated by us) and multi-statement texts, so
+// that Script can send several statements in one round trip.
 func Config(dsn string) (*mysql.Config, error) {
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
@@ -47,6 +49,7 @@ func Config(dsn string) (*mysql.Config, error) {
 	cfg.ParseTime = true
 	cfg.Loc = time.UTC
 	cfg.InterpolateParams = true
+	cfg.MultiStatements = true
 	return cfg, nil
 }
 
@@ -197,4 +200,43 @@ func IsDuplicate(err error) bool { return hasNumber(err, ErDupEntry) }
 func hasNumber(err error, number uint16) bool {
 	var me *mysql.MySQLError
 	return errors.As(err, &me) && me.Number == number
+}
+
+// Script is a list of statements sent to the server as one text, in one
+// round trip: every statement of a transaction that does not need the answer
+// of another can go together. The server runs them in order and stops at the
+// first that fails, whose error is the script's; inside a transaction,
+// rolling back then undoes the ones before it.
+type Script struct {
+	text strings.Builder
+	args []any
+}
+
+// Add appends statement q with its arguments.
+func (s *Script) Add(q string, args ...any) {
+	if s.text.Len() > 0 {
+		s.text.WriteString(";\n")
+	}
+	s.text.WriteString(q)
+	s.args = append(s.args, args...)
+}
+
+// Empty reports whether nothing was added.
+func (s *Script) Empty() bool { return s.text.Len() == 0 }
+
+// Exec runs the statements in one round trip, if there are any.
+func (s *Script) Exec(ctx context.Context, tx *sql.Tx) error {
+	if s.Empty() {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, s.text.String(), s.args...)
+	return err
+}
+
+// Query runs the statements in one round trip and returns the result sets
+// of those that have rows, in order (rows.NextResultSet moves on to the
+// next); statements without rows (an INSERT taking locks before a SELECT,
+// say) are skipped over.
+func (s *Script) Query(ctx context.Context, tx *sql.Tx) (*sql.Rows, error) {
+	return tx.QueryContext(ctx, s.text.String(), s.args...)
 }

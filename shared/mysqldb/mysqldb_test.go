@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -174,4 +175,92 @@ func TestInTxIsReadCommitted(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestScriptSendsItsStatementsInOneRoundTrip: a script's statements run in
+// order in one write to the server; Query skips the results without rows;
+// a failing statement stops the script with its own error, and rolling back
+// undoes the statements before it.
+func TestScriptSendsItsStatementsInOneRoundTrip(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dsn, writes := mysqltest.CountRoundTrips(t, mysqltest.New(t, "mysqldb"))
+	db, err := mysqldb.Open(ctx, dsn, 1)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "CREATE TABLE t (id INT PRIMARY KEY, n INT NOT NULL)"); err != nil {
+		t.Fatal(err)
+	}
+
+	err = mysqldb.InTx(ctx, db, func(tx *sql.Tx) error {
+		var s mysqldb.Script
+		s.Add("INSERT INTO t VALUES (?, ?), (?, ?)", 1, 10, 2, 20)
+		s.Add("UPDATE t SET n = n + ? WHERE id = ?", 1, 1)
+		before := writes.Load()
+		if err := s.Exec(ctx, tx); err != nil {
+			return err
+		}
+		if n := writes.Load() - before; n != 1 {
+			t.Errorf("Exec of 2 statements took %d writes, want 1", n)
+		}
+
+		var q mysqldb.Script
+		q.Add("INSERT INTO t VALUES (?, ?)", 3, 30)
+		q.Add("SELECT id, n FROM t ORDER BY id")
+		q.Add("SELECT COUNT(*) FROM t WHERE n > ?", 15)
+		before = writes.Load()
+		rows, err := q.Query(ctx, tx)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		var got []int
+		for rows.Next() {
+			var id, n int
+			if err := rows.Scan(&id, &n); err != nil {
+				return err
+			}
+			got = append(got, id, n)
+		}
+		if want := []int{1, 11, 2, 20, 3, 30}; !slices.Equal(got, want) {
+			t.Errorf("first result set = %v, want %v (the INSERT's result skipped)", got, want)
+		}
+		if !rows.NextResultSet() || !rows.Next() {
+			return fmt.Errorf("no second result set: %v", rows.Err())
+		}
+		var count int
+		if err := rows.Scan(&count); err != nil {
+			return err
+		}
+		if count != 2 {
+			t.Errorf("count = %d, want 2", count)
+		}
+		if n := writes.Load() - before; n != 1 {
+			t.Errorf("Query of 3 statements took %d writes, want 1", n)
+		}
+		return rows.Close()
+	})
+	if err != nil {
+		t.Fatalf("InTx: %v", err)
+	}
+
+	err = mysqldb.InTx(ctx, db, func(tx *sql.Tx) error {
+		var s mysqldb.Script
+		s.Add("INSERT INTO t VALUES (?, ?)", 4, 40)
+		s.Add("INSERT INTO t VALUES (?, ?)", 1, 99) // duplicate: stops here
+		s.Add("INSERT INTO t VALUES (?, ?)", 5, 50)
+		return s.Exec(ctx, tx)
+	})
+	if !mysqldb.IsDuplicate(err) {
+		t.Fatalf("err = %v, want the duplicate key of the second statement", err)
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM t WHERE id IN (4, 5)").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("%d rows of the failed script left after the rollback, want 0", n)
+	}
 }

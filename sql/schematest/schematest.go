@@ -6,6 +6,7 @@ package schematest
 import (
 	"context"
 	"database/sql"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,9 +20,22 @@ import (
 // dropped when t ends; a server that cannot be reached fails t.
 func Open(t testing.TB, set schema.Set, conns int) *sql.DB {
 	t.Helper()
+	return open(t, set, mysqltest.New(t, string(set)), conns)
+}
+
+// OpenCounted is Open with a counter of the round trips made over the
+// pool's connections (see mysqltest.CountRoundTrips).
+func OpenCounted(t testing.TB, set schema.Set, conns int) (*sql.DB, *atomic.Int64) {
+	t.Helper()
+	dsn, trips := mysqltest.CountRoundTrips(t, mysqltest.New(t, string(set)))
+	return open(t, set, dsn, conns), trips
+}
+
+func open(t testing.TB, set schema.Set, dsn string, conns int) *sql.DB {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	db, err := mysqldb.Open(ctx, mysqltest.New(t, string(set)), conns)
+	db, err := mysqldb.Open(ctx, dsn, conns)
 	if err != nil {
 		t.Fatalf("open test database: %v", err)
 	}

@@ -9,7 +9,9 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"errors"
+	"net"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -74,6 +76,39 @@ func New(t testing.TB, prefix string) string {
 	cfg.DBName = name
 	cfg.ParseTime = true
 	return cfg.FormatDSN()
+}
+
+// CountRoundTrips returns dsn changed to dial connections that count the
+// writes made to them, and the counter: the driver writes each command it
+// sends (a statement, a script of statements, a commit) with one write, so
+// the count is the round trips made.
+func CountRoundTrips(t testing.TB, dsn string) (string, *atomic.Int64) {
+	t.Helper()
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatalf("parse %s: %v", dsn, err)
+	}
+	writes := new(atomic.Int64)
+	network, addr := cfg.Net, cfg.Addr
+	cfg.Net = "counted-" + randomSuffix()
+	mysql.RegisterDialContext(cfg.Net, func(ctx context.Context, _ string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return countingConn{c, writes}, nil
+	})
+	return cfg.FormatDSN(), writes
+}
+
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
 }
 
 func randomSuffix() string {
