@@ -66,29 +66,27 @@ func (s *Store) CreateBatch(ctx context.Context, reqs []CreateRequest) error {
 			keys = append(keys, o.CustomerID, r.IdemKey, r.RequestHash, o.ID, o.CreatedAt)
 		}
 	}
-	// Orders first: the other rows reference them.
+	// Orders first: the other rows reference them. All four go in one
+	// round trip.
 	inserts := []struct {
-		what, q, row string
-		args         []any
+		q, row string
+		args   []any
 	}{
-		{"orders", ordersQ, "(?, ?, ?, ?, ?, ?)", orders},
-		{"order lines", linesQ, "(?, ?, ?, ?)", lines},
-		{"attempts", attemptsQ, "(?, ?, ?, ?, ?, ?)", attempts},
-		{"idempotency keys", keysQ, "(?, ?, ?, ?, ?)", keys},
+		{ordersQ, "(?, ?, ?, ?, ?, ?)", orders},
+		{linesQ, "(?, ?, ?, ?)", lines},
+		{attemptsQ, "(?, ?, ?, ?, ?, ?)", attempts},
+		{keysQ, "(?, ?, ?, ?, ?)", keys},
+	}
+	var script mysqldb.Script
+	for _, ins := range inserts {
+		if len(ins.args) > 0 {
+			script.Add(ins.q+placeholders(len(ins.args)/strings.Count(ins.row, "?"), ins.row), ins.args...)
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	err := mysqldb.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		for _, ins := range inserts {
-			if len(ins.args) == 0 {
-				continue
-			}
-			n := len(ins.args) / strings.Count(ins.row, "?")
-			if _, err := tx.ExecContext(ctx, ins.q+placeholders(n, ins.row), ins.args...); err != nil {
-				return fmt.Errorf("insert %d %s: %w", n, ins.what, err)
-			}
-		}
-		return nil
+		return script.Exec(ctx, tx)
 	})
 	if err != nil {
 		return fmt.Errorf("create %d orders: %w", len(reqs), err)
@@ -154,18 +152,8 @@ func (s *Store) SettleBatch(ctx context.Context, reqs []SettleRequest) ([]Settle
 // distinct). It sets out[i] for every request it answers, from what it reads
 // in tx, so a retried transaction starts afresh.
 func settleBatch(ctx context.Context, tx *sql.Tx, reqs []SettleRequest, ids []string, out []SettleOutcome) error {
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
-	}
-	// FORCE INDEX: with a long IN list on a small table the optimizer may
-	// otherwise scan it (and lock every row it reads).
-	q := `SELECT ` + orderColumns + ` FROM orders FORCE INDEX (PRIMARY) WHERE id IN (` + placeholders(len(ids), "?") + `) ORDER BY id FOR UPDATE`
-	locked, err := queryOrders(ctx, tx, q, args...)
+	locked, err := lockOrders(ctx, tx, ids)
 	if err != nil {
-		return fmt.Errorf("lock %d orders: %w", len(ids), err)
-	}
-	if err := loadDetails(ctx, tx, locked); err != nil {
 		return err
 	}
 	current := make(map[string]order.Order, len(locked))
@@ -230,13 +218,17 @@ func settleBatch(ctx context.Context, tx *sql.Tx, reqs []SettleRequest, ids []st
 	for i, a := range settled {
 		attempts[i] = attemptOf(current[a.orderID], a.attemptID)
 	}
-	if err := writeSettlements(ctx, tx, orders, attempts); err != nil {
+	var writes mysqldb.Script
+	if err := writeSettlements(&writes, orders, attempts); err != nil {
 		return err
 	}
 	for _, c := range compensations {
-		if err := insertCompensation(ctx, tx, c.o, c.attemptID, c.o.Reason, now); err != nil {
+		if err := addCompensation(&writes, c.o, c.attemptID, c.o.Reason, now); err != nil {
 			return err
 		}
+	}
+	if err := writes.Exec(ctx, tx); err != nil {
+		return fmt.Errorf("write %d settlements: %w", len(attempts), err)
 	}
 	return nil
 }

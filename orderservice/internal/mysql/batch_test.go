@@ -438,16 +438,17 @@ func TestCreateBatchIsCreateForEach(t *testing.T) {
 	}
 }
 
-// TestBatchStatements: a batch runs the same few statements whatever its
-// size. The store's pool has one connection, so the session's Questions
-// counter sees every statement the store sends.
+// TestBatchStatements: a batch runs the same few statements, in fewer round
+// trips, whatever its size. The store's pool has one connection, so the
+// session's Questions counter sees every statement the store sends.
 func TestBatchStatements(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	// Migrating takes a second connection (for its lock); then one only.
-	db := schematest.Open(t, schema.Orders, 2)
+	db, trips := schematest.OpenCounted(t, schema.Orders, 2)
 	db.SetMaxOpenConns(1)
 	store := mysql.New(db)
+	var roundTrips int
 	statements := func(run func()) int {
 		t.Helper()
 		// One statement: the connection's id and its counter together.
@@ -456,7 +457,9 @@ func TestBatchStatements(t *testing.T) {
 		if err := db.QueryRow(q).Scan(&conn1, &n1); err != nil {
 			t.Fatal(err)
 		}
+		before := trips.Load()
 		run()
+		roundTrips = int(trips.Load() - before)
 		if err := db.QueryRow(q).Scan(&conn2, &n2); err != nil {
 			t.Fatal(err)
 		}
@@ -500,16 +503,17 @@ func TestBatchStatements(t *testing.T) {
 		}
 	}
 	small, large := createRequests(3, "small", base), createRequests(100, "large", base)
-	// BEGIN, four inserts, COMMIT.
+	// BEGIN, four inserts (one round trip), COMMIT.
 	for _, reqs := range [][]mysql.CreateRequest{small, large} {
-		if n := statements(create(reqs)); n != 6 {
-			t.Errorf("CreateBatch of %d orders ran %d statements, want 6", len(reqs), n)
+		if n := statements(create(reqs)); n != 6 || roundTrips != 3 {
+			t.Errorf("CreateBatch of %d orders ran %d statements in %d round trips, want 6 in 3", len(reqs), n, roundTrips)
 		}
 	}
-	// BEGIN, lock, lines, attempts, three updates, COMMIT.
+	// BEGIN, lock with lines and attempts (one round trip), three updates
+	// (one), COMMIT.
 	for _, reqs := range [][]mysql.CreateRequest{small, large} {
-		if n := statements(settle(reqs)); n != 8 {
-			t.Errorf("SettleBatch of %d orders ran %d statements, want 8", len(reqs), n)
+		if n := statements(settle(reqs)); n != 8 || roundTrips != 4 {
+			t.Errorf("SettleBatch of %d orders ran %d statements in %d round trips, want 8 in 4", len(reqs), n, roundTrips)
 		}
 	}
 	if n := count(t, db, "order_lines WHERE unit_price_cents IS NOT NULL"); n == 0 {

@@ -78,6 +78,18 @@ func (s *Store) ApplyResult(ctx context.Context, r contract.CompensationResult) 
 
 // insertCompensation writes the compensation of attemptID to the outbox.
 func insertCompensation(ctx context.Context, tx *sql.Tx, o order.Order, attemptID, reason string, now time.Time) error {
+	var s mysqldb.Script
+	if err := addCompensation(&s, o, attemptID, reason, now); err != nil {
+		return err
+	}
+	if err := s.Exec(ctx, tx); err != nil {
+		return fmt.Errorf("insert outbox message: %w", err)
+	}
+	return nil
+}
+
+// addCompensation adds the outbox insert of attemptID's compensation to s.
+func addCompensation(s *mysqldb.Script, o order.Order, attemptID, reason string, now time.Time) error {
 	const q = `INSERT INTO outbox (message_id, topic, msg_key, payload, order_id, created_at, next_attempt_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`
 	id, err := uuid.NewV7()
@@ -88,9 +100,7 @@ func insertCompensation(ctx context.Context, tx *sql.Tx, o order.Order, attemptI
 	if err != nil {
 		return fmt.Errorf("encode compensation: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, q, id.String(), contract.TopicCompensations, attemptID, string(payload), o.ID, now, now); err != nil {
-		return fmt.Errorf("insert outbox message: %w", err)
-	}
+	s.Add(q, id.String(), contract.TopicCompensations, attemptID, string(payload), o.ID, now, now)
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/stockfence/stockfence/orderservice/internal/order"
+	"github.com/stockfence/stockfence/shared/mysqldb"
 )
 
 // orderColumns are the columns scanned by orderRow, in its order.
@@ -85,6 +86,18 @@ func queryOrders(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]orde
 		return nil, fmt.Errorf("query orders: %w", err)
 	}
 	defer rows.Close()
+	orders, err := scanOrders(rows)
+	if err != nil {
+		return nil, err
+	}
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("close orders: %w", err)
+	}
+	return orders, nil
+}
+
+// scanOrders reads the orders of rows' current result set.
+func scanOrders(rows *sql.Rows) ([]order.Order, error) {
 	var orders []order.Order
 	for rows.Next() {
 		var r orderRow
@@ -100,87 +113,133 @@ func queryOrders(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]orde
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read orders: %w", err)
 	}
-	if err := rows.Close(); err != nil {
-		return nil, fmt.Errorf("close orders: %w", err)
-	}
 	return orders, nil
 }
 
+// lockOrders locks the orders ids (sorted, distinct) for update, in id
+// order, and reads their lines and attempts, all in one round trip:
+// whoever changes an order or its attempts holds its lock, so the reads
+// after the lock are consistent. Ids of no order are left out.
+func lockOrders(ctx context.Context, tx *sql.Tx, ids []string) ([]order.Order, error) {
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	var s mysqldb.Script
+	// FORCE INDEX: with a long IN list on a small table the optimizer may
+	// otherwise scan it (and lock every row it reads).
+	s.Add(`SELECT `+orderColumns+` FROM orders FORCE INDEX (PRIMARY) WHERE id IN (`+placeholders(len(ids), "?")+`) ORDER BY id FOR UPDATE`, args...)
+	addDetailQueries(&s, args)
+	rows, err := s.Query(ctx, tx)
+	if err != nil {
+		return nil, fmt.Errorf("lock %d orders: %w", len(ids), err)
+	}
+	defer rows.Close()
+	orders, err := scanOrders(rows)
+	if err != nil {
+		return nil, err
+	}
+	if err := nextResultSet(rows, "order lines"); err != nil {
+		return nil, err
+	}
+	if err := scanDetails(rows, orders); err != nil {
+		return nil, err
+	}
+	return orders, rows.Close()
+}
+
 // loadDetails fills in the lines (by line number) and attempts (by seq) of
-// orders with one query each. The queries name their index: with the long
-// IN list of a batch the optimizer may otherwise choose to scan a small
-// table.
+// orders, in one round trip.
 func loadDetails(ctx context.Context, tx *sql.Tx, orders []order.Order) error {
 	if len(orders) == 0 {
 		return nil
 	}
-	index := make(map[string]int, len(orders))
 	ids := make([]any, len(orders))
 	for i, o := range orders {
-		index[o.ID] = i
 		ids[i] = o.ID
 	}
-	in := "(" + placeholders(len(ids), "?") + ")"
-	if err := loadLines(ctx, tx, in, ids, func(r lineRow) {
-		o := &orders[index[r.OrderID]]
-		l := order.Line{ProductID: r.ProductID, Quantity: r.Quantity}
-		if r.UnitPriceCents.Valid {
-			p := r.UnitPriceCents.Int64
-			l.UnitPriceCents = &p
-		}
-		o.Lines = append(o.Lines, l)
-	}); err != nil {
-		return err
-	}
-	return loadAttempts(ctx, tx, in, ids, func(r attemptRow) {
-		o := &orders[index[r.OrderID]]
-		a := order.Attempt{ID: r.AttemptID, Seq: r.Seq, Status: order.AttemptStatus(r.Status), CreatedAt: r.CreatedAt.UTC()}
-		if r.ResolvedAt.Valid {
-			t := r.ResolvedAt.Time.UTC()
-			a.ResolvedAt = &t
-		}
-		o.Attempts = append(o.Attempts, a)
-	})
-}
-
-func loadLines(ctx context.Context, tx *sql.Tx, in string, ids []any, add func(lineRow)) error {
-	const q = `SELECT order_id, line_no, product_id, quantity, unit_price_cents FROM order_lines FORCE INDEX (PRIMARY) WHERE order_id IN `
-	rows, err := tx.QueryContext(ctx, q+in+` ORDER BY order_id, line_no`, ids...)
+	var s mysqldb.Script
+	addDetailQueries(&s, ids)
+	rows, err := s.Query(ctx, tx)
 	if err != nil {
-		return fmt.Errorf("query order lines: %w", err)
+		return fmt.Errorf("query order lines and attempts: %w", err)
 	}
 	defer rows.Close()
+	if err := scanDetails(rows, orders); err != nil {
+		return err
+	}
+	return rows.Close()
+}
+
+// addDetailQueries adds the reads of the lines and then the attempts of the
+// orders ids to s. They name their index: with the long IN list of a batch
+// the optimizer may otherwise choose to scan a small table.
+func addDetailQueries(s *mysqldb.Script, ids []any) {
+	in := "(" + placeholders(len(ids), "?") + ")"
+	s.Add(`SELECT order_id, line_no, product_id, quantity, unit_price_cents FROM order_lines FORCE INDEX (PRIMARY) WHERE order_id IN `+in+` ORDER BY order_id, line_no`, ids...)
+	s.Add(`SELECT attempt_id, order_id, seq, status, created_at, resolved_at FROM order_attempts FORCE INDEX (uq_order_attempts_seq) WHERE order_id IN `+in+` ORDER BY order_id, seq`, ids...)
+}
+
+// scanDetails reads what addDetailQueries asked for, the lines from rows'
+// current result set and the attempts from the next, into orders.
+func scanDetails(rows *sql.Rows, orders []order.Order) error {
+	index := make(map[string]int, len(orders))
+	for i, o := range orders {
+		index[o.ID] = i
+	}
 	for rows.Next() {
 		var r lineRow
 		if err := rows.Scan(&r.OrderID, &r.LineNo, &r.ProductID, &r.Quantity, &r.UnitPriceCents); err != nil {
 			return fmt.Errorf("scan order line: %w", err)
 		}
-		add(r)
+		i, ok := index[r.OrderID]
+		if !ok {
+			continue
+		}
+		l := order.Line{ProductID: r.ProductID, Quantity: r.Quantity}
+		if r.UnitPriceCents.Valid {
+			p := r.UnitPriceCents.Int64
+			l.UnitPriceCents = &p
+		}
+		orders[i].Lines = append(orders[i].Lines, l)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read order lines: %w", err)
 	}
-	return rows.Close()
-}
-
-func loadAttempts(ctx context.Context, tx *sql.Tx, in string, ids []any, add func(attemptRow)) error {
-	const q = `SELECT attempt_id, order_id, seq, status, created_at, resolved_at FROM order_attempts FORCE INDEX (uq_order_attempts_seq) WHERE order_id IN `
-	rows, err := tx.QueryContext(ctx, q+in+` ORDER BY order_id, seq`, ids...)
-	if err != nil {
-		return fmt.Errorf("query order attempts: %w", err)
+	if err := nextResultSet(rows, "order attempts"); err != nil {
+		return err
 	}
-	defer rows.Close()
 	for rows.Next() {
 		var r attemptRow
 		if err := rows.Scan(&r.AttemptID, &r.OrderID, &r.Seq, &r.Status, &r.CreatedAt, &r.ResolvedAt); err != nil {
 			return fmt.Errorf("scan order attempt: %w", err)
 		}
-		add(r)
+		i, ok := index[r.OrderID]
+		if !ok {
+			continue
+		}
+		a := order.Attempt{ID: r.AttemptID, Seq: r.Seq, Status: order.AttemptStatus(r.Status), CreatedAt: r.CreatedAt.UTC()}
+		if r.ResolvedAt.Valid {
+			t := r.ResolvedAt.Time.UTC()
+			a.ResolvedAt = &t
+		}
+		orders[i].Attempts = append(orders[i].Attempts, a)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read order attempts: %w", err)
 	}
-	return rows.Close()
+	return nil
+}
+
+// nextResultSet moves rows on to the result set of what, which must come.
+func nextResultSet(rows *sql.Rows, what string) error {
+	if rows.NextResultSet() {
+		return nil
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read %s: %w", what, err)
+	}
+	return fmt.Errorf("read %s: no result", what)
 }
 
 // cursorPos is the position after which a page of List starts: the last

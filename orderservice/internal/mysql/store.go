@@ -336,15 +336,19 @@ func (s *Store) Settle(ctx context.Context, orderID, attemptID string, r contrac
 		if err != nil {
 			return cur, err
 		}
-		if err := writeSettlements(ctx, tx, []order.Order{next}, []order.Attempt{attemptOf(next, attemptID)}); err != nil {
+		var writes mysqldb.Script
+		if err := writeSettlements(&writes, []order.Order{next}, []order.Attempt{attemptOf(next, attemptID)}); err != nil {
 			return cur, err
 		}
 		// Stock taken for something the customer did not ask for goes
 		// back, decided in this same transaction.
 		if next.Status == order.StatusCompensating {
-			if err := insertCompensation(ctx, tx, next, attemptID, next.Reason, now); err != nil {
+			if err := addCompensation(&writes, next, attemptID, next.Reason, now); err != nil {
 				return cur, err
 			}
+		}
+		if err := writes.Exec(ctx, tx); err != nil {
+			return cur, fmt.Errorf("write the settlement: %w", err)
 		}
 		return next, nil
 	})
@@ -357,19 +361,14 @@ func (s *Store) Settle(ctx context.Context, orderID, attemptID string, r contrac
 	return out, nil
 }
 
-// lockOrder reads the order for update: whoever changes an order or its
-// attempts holds this lock, so the reads that follow are consistent.
+// lockOrder locks the order for update and reads it whole (see lockOrders).
 func lockOrder(ctx context.Context, tx *sql.Tx, orderID string) (order.Order, error) {
-	const q = `SELECT ` + orderColumns + ` FROM orders WHERE id = ? FOR UPDATE`
-	orders, err := queryOrders(ctx, tx, q, orderID)
+	orders, err := lockOrders(ctx, tx, []string{orderID})
 	if err != nil {
 		return order.Order{}, err
 	}
 	if len(orders) == 0 {
 		return order.Order{}, order.ErrNotFound
-	}
-	if err := loadDetails(ctx, tx, orders); err != nil {
-		return order.Order{}, err
 	}
 	return orders[0], nil
 }
@@ -377,19 +376,17 @@ func lockOrder(ctx context.Context, tx *sql.Tx, orderID string) (order.Order, er
 // writeSettlements stores what order.Order.Settle changed: the attempts it
 // settled (still SENT in the table), and the status, reason, shortages,
 // total, next check and update time of orders and their lines' unit prices.
-// Every order and attempt is given once, as it now stands. It runs three
-// statements (two when no line has a price) whatever their number, so a
-// batch of settlements costs what one does.
-func writeSettlements(ctx context.Context, tx *sql.Tx, orders []order.Order, attempts []order.Attempt) error {
+// Every order and attempt is given once, as it now stands. It adds three
+// statements (two when no line has a price) to s whatever their number, so
+// a batch of settlements costs what one does.
+func writeSettlements(s *mysqldb.Script, orders []order.Order, attempts []order.Attempt) error {
 	if len(attempts) > 0 {
 		ids, rows := make([]any, len(attempts)), make([][]any, len(attempts))
 		for i, a := range attempts {
 			ids[i], rows[i] = a.ID, []any{string(a.Status), nullTime(a.ResolvedAt)}
 		}
 		q, args := updateCases("order_attempts", "attempt_id", []string{"status", "resolved_at"}, ids, rows)
-		if _, err := tx.ExecContext(ctx, q+` AND status = 'SENT'`, args...); err != nil {
-			return fmt.Errorf("update %d attempts: %w", len(attempts), err)
-		}
+		s.Add(q+` AND status = 'SENT'`, args...)
 	}
 	if len(orders) == 0 {
 		return nil
@@ -405,10 +402,9 @@ func writeSettlements(ctx context.Context, tx *sql.Tx, orders []order.Order, att
 	}
 	cols := []string{"status", "reason", "shortages", "total_cents", "next_check_at", "updated_at"}
 	q, args := updateCases("orders", "id", cols, ids, rows)
-	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-		return fmt.Errorf("update %d orders: %w", len(orders), err)
-	}
-	return writePrices(ctx, tx, orders)
+	s.Add(q, args...)
+	writePrices(s, orders)
+	return nil
 }
 
 // updateCases returns an UPDATE of table that sets cols, in the row whose key
@@ -433,8 +429,9 @@ func updateCases(table, key string, cols []string, keys []any, rows [][]any) (st
 	return b.String(), append(args, keys...)
 }
 
-// writePrices stores the unit prices of the orders' lines in one statement.
-func writePrices(ctx context.Context, tx *sql.Tx, orders []order.Order) error {
+// writePrices adds the statement that stores the unit prices of the orders'
+// lines to s, if any line has a price.
+func writePrices(s *mysqldb.Script, orders []order.Order) {
 	var (
 		b         strings.Builder
 		args, ids []any
@@ -459,14 +456,11 @@ func writePrices(ctx context.Context, tx *sql.Tx, orders []order.Order) error {
 		}
 	}
 	if len(ids) == 0 {
-		return nil
+		return
 	}
 	q := `UPDATE order_lines SET unit_price_cents = CASE order_id` + b.String() +
 		` ELSE unit_price_cents END WHERE order_id IN (` + placeholders(len(ids), "?") + `)`
-	if _, err := tx.ExecContext(ctx, q, append(args, ids...)...); err != nil {
-		return fmt.Errorf("update line prices of %d orders: %w", len(ids), err)
-	}
-	return nil
+	s.Add(q, append(args, ids...)...)
 }
 
 // attemptOf returns o's attempt id (the zero Attempt if o has none: callers
