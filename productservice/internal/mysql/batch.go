@@ -109,17 +109,17 @@ func (s *Store) applyBatch(ctx context.Context, tx *sql.Tx, reqs []contract.Rese
 		items = append(items, reqs[i].Items...)
 	}
 	insert := `INSERT INTO stock_attempts (attempt_id, order_id, status) VALUES ` + rowsOf("(?, ?, 'REJECTED')", len(fresh))
-	if _, err := tx.ExecContext(ctx, insert, args...); err != nil {
-		if mysqldb.IsDuplicate(err) {
-			return errAttemptExists
-		}
-		return fmt.Errorf("insert %d attempts: %w", len(fresh), err)
-	}
-
 	ids := stock.SortedIDs(items)
-	locked, err := lockProducts(ctx, tx, ids)
+	// The fences and the lock go in one round trip.
+	var fenceAndLock mysqldb.Script
+	fenceAndLock.Add(insert, args...)
+	addLockProducts(&fenceAndLock, ids)
+	locked, err := readLocked(ctx, tx, &fenceAndLock, ids)
+	if mysqldb.IsDuplicate(err) {
+		return errAttemptExists
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("insert %d attempts and lock their products: %w", len(fresh), err)
 	}
 	taken := make(map[int64]int64)
 	var movements []any
@@ -141,25 +141,22 @@ func (s *Store) applyBatch(ctx context.Context, tx *sql.Tx, reqs []contract.Rese
 		out[i] = Outcome{Res: res}
 	}
 
+	// Every change in one round trip.
+	var writes mysqldb.Script
 	for _, id := range ids {
 		if n := taken[id]; n > 0 {
-			if _, err := tx.ExecContext(ctx, `UPDATE products SET stock = stock - ? WHERE id = ?`, n, id); err != nil {
-				return fmt.Errorf("take stock of product %d: %w", id, err)
-			}
+			writes.Add(`UPDATE products SET stock = stock - ? WHERE id = ?`, n, id)
 		}
 	}
 	for chunk := range slices.Chunk(movements, 4*movementsPerInsert) {
-		q := `INSERT INTO stock_movements (product_id, attempt_id, delta, kind) VALUES ` + rowsOf("(?, ?, ?, ?)", len(chunk)/4)
-		if _, err := tx.ExecContext(ctx, q, chunk...); err != nil {
-			return fmt.Errorf("record %d movements: %w", len(chunk)/4, err)
-		}
+		writes.Add(`INSERT INTO stock_movements (product_id, attempt_id, delta, kind) VALUES `+rowsOf("(?, ?, ?, ?)", len(chunk)/4), chunk...)
 	}
 	// Every attempt row exists (inserted above), so this only updates them,
 	// in one statement.
-	record := `INSERT INTO stock_attempts (attempt_id, order_id, status, items, reason, rejection) VALUES ` +
-		rowsOf("(?, ?, ?, ?, ?, ?)", len(fresh)) +
-		` ON DUPLICATE KEY UPDATE status = VALUES(status), items = VALUES(items), reason = VALUES(reason), rejection = VALUES(rejection)`
-	if _, err := tx.ExecContext(ctx, record, finish...); err != nil {
+	writes.Add(`INSERT INTO stock_attempts (attempt_id, order_id, status, items, reason, rejection) VALUES `+
+		rowsOf("(?, ?, ?, ?, ?, ?)", len(fresh))+
+		` ON DUPLICATE KEY UPDATE status = VALUES(status), items = VALUES(items), reason = VALUES(reason), rejection = VALUES(rejection)`, finish...)
+	if err := writes.Exec(ctx, tx); err != nil {
 		return fmt.Errorf("record %d attempts: %w", len(fresh), err)
 	}
 	return nil

@@ -218,14 +218,30 @@ func (s *Store) recorded(ctx context.Context, req contract.ReserveRequest) (cont
 }
 
 func lockProducts(ctx context.Context, tx *sql.Tx, ids []int64) (stock.Locked, error) {
-	q := `SELECT id, price_cents, stock FROM products WHERE id IN (?` + strings.Repeat(",?", len(ids)-1) + `) ORDER BY id FOR UPDATE`
+	var s mysqldb.Script
+	addLockProducts(&s, ids)
+	locked, err := readLocked(ctx, tx, &s, ids)
+	if err != nil {
+		return nil, fmt.Errorf("lock products %v: %w", ids, err)
+	}
+	return locked, nil
+}
+
+// addLockProducts adds the locking read of the products ids (sorted) to s.
+func addLockProducts(s *mysqldb.Script, ids []int64) {
 	args := make([]any, len(ids))
 	for i, id := range ids {
 		args[i] = id
 	}
-	rows, err := tx.QueryContext(ctx, q, args...)
+	s.Add(`SELECT id, price_cents, stock FROM products WHERE id IN (?`+strings.Repeat(",?", len(ids)-1)+`) ORDER BY id FOR UPDATE`, args...)
+}
+
+// readLocked runs s, whose only statement with rows is addLockProducts's,
+// and returns the products it locked.
+func readLocked(ctx context.Context, tx *sql.Tx, s *mysqldb.Script, ids []int64) (stock.Locked, error) {
+	rows, err := s.Query(ctx, tx)
 	if err != nil {
-		return nil, fmt.Errorf("lock products %v: %w", ids, err)
+		return nil, err
 	}
 	defer rows.Close()
 	locked := make(stock.Locked, len(ids))
@@ -240,7 +256,7 @@ func lockProducts(ctx context.Context, tx *sql.Tx, ids []int64) (stock.Locked, e
 		locked[id] = &row
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("lock products %v: %w", ids, err)
+		return nil, err
 	}
 	return locked, rows.Close()
 }
