@@ -36,16 +36,30 @@ const movementsPerInsert = 1000
 //
 // Requests whose attempt is already recorded (replays, fenced attempts, and
 // a second copy of an attempt within the batch) are answered from the log
-// after the commit, as Reserve answers them. The outcomes are in the order of
+// after the commit, as Reserve answers them: a batch whose fences meet a
+// recorded attempt is rolled back and run again without those requests. The outcomes are in the order of
 // reqs. An error means the batch as a whole did not happen (nothing of it is
 // applied unless the commit's own fate is unknown): the caller answers each
 // request on its own path, with Reserve, which finds whatever was recorded.
 func (s *Store) ReserveBatch(ctx context.Context, reqs []contract.ReserveRequest) ([]Outcome, error) {
-	out := make([]Outcome, len(reqs))
+	// Replays are rare (the order service never resends an attempt), so
+	// the log is only looked up when a fence meets a recorded attempt:
+	// most batches save that round trip.
+	out, err := s.reserveBatch(ctx, reqs, nil)
+	if !errors.Is(err, errAttemptExists) {
+		return out, err
+	}
 	recorded, err := s.recordedIDs(ctx, reqs)
 	if err != nil {
 		return nil, err
 	}
+	return s.reserveBatch(ctx, reqs, recorded)
+}
+
+// reserveBatch is ReserveBatch with the attempts known to be recorded
+// already answered from the log; errAttemptExists if another is.
+func (s *Store) reserveBatch(ctx context.Context, reqs []contract.ReserveRequest, recorded map[string]bool) ([]Outcome, error) {
+	out := make([]Outcome, len(reqs))
 	var fresh, later []int // indexes into reqs: applied here / answered from the log
 	inBatch := make(map[string]bool, len(reqs))
 	for i, req := range reqs {
@@ -97,9 +111,9 @@ func (s *Store) recordedIDs(ctx context.Context, reqs []contract.ReserveRequest)
 }
 
 // applyBatch is the batch's transaction over the requests reqs[i], i in
-// fresh, writing their outcomes into out. An attempt recorded since
-// recordedIDs looked (a resolve fenced it meanwhile) fails the whole batch
-// with errAttemptExists.
+// fresh, writing their outcomes into out. An attempt of them already recorded
+// (a replay, or a resolve fenced it meanwhile) fails the whole batch with
+// errAttemptExists.
 func (s *Store) applyBatch(ctx context.Context, tx *sql.Tx, reqs []contract.ReserveRequest, fresh []int, out []Outcome) error {
 	// The fences first, as Reserve inserts its attempt row first.
 	args := make([]any, 0, 2*len(fresh))

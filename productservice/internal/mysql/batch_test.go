@@ -1,7 +1,9 @@
 package mysql_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 
@@ -10,6 +12,8 @@ import (
 	"github.com/stockfence/stockfence/productservice/internal/mysql"
 	"github.com/stockfence/stockfence/productservice/internal/stock"
 	"github.com/stockfence/stockfence/shared/contract"
+	schema "github.com/stockfence/stockfence/sql"
+	"github.com/stockfence/stockfence/sql/schematest"
 )
 
 // TestReserveBatchIsReserveInTurn runs one sequence of requests of every
@@ -136,6 +140,56 @@ func TestReserveBatchOversellsNothing(t *testing.T) {
 	}
 	if s := e.stock(p.ID); s != 0 {
 		t.Fatalf("stock = %d, want 0", s)
+	}
+	e.checkLedger()
+}
+
+// TestReserveBatchRoundTrips: a batch of many products costs four round
+// trips (begin; fences and lock; every write; commit) whatever its size; a
+// batch holding a replay costs a rolled-back try and a lookup more, and
+// answers the replay from the log.
+func TestReserveBatchRoundTrips(t *testing.T) {
+	t.Parallel()
+	db, trips := schematest.OpenCounted(t, schema.Products, 4)
+	e := &env{t: t, ctx: context.Background(), db: db, store: mysql.New(db)}
+	var ids []int64
+	for i := range 20 {
+		ids = append(ids, e.product(fmt.Sprintf("P%d", i), 1000).ID)
+	}
+	var reqs []contract.ReserveRequest
+	for i := range 200 {
+		reqs = append(reqs, contract.ReserveRequest{AttemptID: uuid.NewString(), OrderID: uuid.NewString(),
+			Items: []contract.Item{{ProductID: ids[i%20], Quantity: 1}, {ProductID: ids[(i+7)%20], Quantity: 2}}})
+	}
+	run := func(reqs []contract.ReserveRequest) ([]mysql.Outcome, int64) {
+		t.Helper()
+		before := trips.Load()
+		got, err := e.store.ReserveBatch(e.ctx, reqs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got, trips.Load() - before
+	}
+	got, n := run(reqs)
+	if n != 4 {
+		t.Errorf("a batch of %d requests over %d products took %d round trips, want 4", len(reqs), len(ids), n)
+	}
+	for i, o := range got {
+		if o.Err != nil || o.Res.Status != contract.StatusApplied || o.Replayed {
+			t.Fatalf("request %d: %+v", i, o)
+		}
+	}
+
+	replay := append([]contract.ReserveRequest{reqs[0]}, contract.ReserveRequest{AttemptID: uuid.NewString(),
+		OrderID: uuid.NewString(), Items: []contract.Item{{ProductID: ids[0], Quantity: 1}}})
+	got, n = run(replay)
+	// begin, fences (refused), rollback; lookup; begin, fences and lock,
+	// writes, commit; the replay's answer from the log.
+	if n != 9 {
+		t.Errorf("a batch with a replay took %d round trips, want 9", n)
+	}
+	if !got[0].Replayed || got[0].Res.Status != contract.StatusApplied || got[1].Replayed || got[1].Res.Status != contract.StatusApplied {
+		t.Fatalf("outcomes %+v", got)
 	}
 	e.checkLedger()
 }
