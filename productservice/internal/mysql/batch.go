@@ -25,25 +25,25 @@ type Outcome struct {
 const movementsPerInsert = 1000
 
 // ReserveBatch applies reqs, in order, in one transaction, with exactly the
-// semantics of calling Reserve for each in turn: all their attempt rows are
-// inserted first (the fence a resolve waits on), the product rows of all of
+// semantics of calling Reserve for each in turn: the product rows of all of
 // them are locked once in id order, each request is checked against the stock
-// its predecessors left (all-or-nothing per request), and then every stock
-// change, ledger row and attempt outcome is written with a few multi-row
-// statements before the one commit. Holding a hot row's lock once for many
-// reservations, instead of once each, is what lets a flash sale go faster
-// than one transaction per reservation allows.
+// its predecessors left (all-or-nothing per request), and then every attempt
+// row (with its outcome), stock change and ledger row is written with a few
+// multi-row statements, in one round trip, before the one commit. Holding a
+// hot row's lock once for many reservations, instead of once each, is what
+// lets a flash sale go faster than one transaction per reservation allows.
 //
 // Requests whose attempt is already recorded (replays, fenced attempts, and
 // a second copy of an attempt within the batch) are answered from the log
-// after the commit, as Reserve answers them: a batch whose fences meet a
-// recorded attempt is rolled back and run again without those requests. The outcomes are in the order of
-// reqs. An error means the batch as a whole did not happen (nothing of it is
-// applied unless the commit's own fate is unknown): the caller answers each
-// request on its own path, with Reserve, which finds whatever was recorded.
+// after the commit, as Reserve answers them: a batch whose attempt rows meet
+// a recorded attempt is rolled back and run again without those requests.
+// The outcomes are in the order of reqs. An error means the batch as a whole
+// did not happen (nothing of it is applied unless the commit's own fate is
+// unknown): the caller answers each request on its own path, with Reserve,
+// which finds whatever was recorded.
 func (s *Store) ReserveBatch(ctx context.Context, reqs []contract.ReserveRequest) ([]Outcome, error) {
 	// Replays are rare (the order service never resends an attempt), so
-	// the log is only looked up when a fence meets a recorded attempt:
+	// the log is only looked up when an attempt row meets a recorded one:
 	// most batches save that round trip.
 	out, err := s.reserveBatch(ctx, reqs, nil)
 	if !errors.Is(err, errAttemptExists) {
@@ -111,29 +111,22 @@ func (s *Store) recordedIDs(ctx context.Context, reqs []contract.ReserveRequest)
 }
 
 // applyBatch is the batch's transaction over the requests reqs[i], i in
-// fresh, writing their outcomes into out. An attempt of them already recorded
-// (a replay, or a resolve fenced it meanwhile) fails the whole batch with
-// errAttemptExists.
+// fresh, writing their outcomes into out. It locks the products, decides
+// every request, and then writes each attempt row once, with its outcome, in
+// the round trip of the stock changes. An attempt of them already recorded
+// (a replay, or a resolve fenced it meanwhile) fails that insert, and so the
+// whole batch, with errAttemptExists: a resolve that gets there first wins,
+// as when it fences Reserve's attempt row, and one that comes later waits
+// on the uncommitted row and finds the outcome.
 func (s *Store) applyBatch(ctx context.Context, tx *sql.Tx, reqs []contract.ReserveRequest, fresh []int, out []Outcome) error {
-	// The fences first, as Reserve inserts its attempt row first.
-	args := make([]any, 0, 2*len(fresh))
 	var items []contract.Item
 	for _, i := range fresh {
-		args = append(args, reqs[i].AttemptID, reqs[i].OrderID)
 		items = append(items, reqs[i].Items...)
 	}
-	insert := `INSERT INTO stock_attempts (attempt_id, order_id, status) VALUES ` + rowsOf("(?, ?, 'REJECTED')", len(fresh))
 	ids := stock.SortedIDs(items)
-	// The fences and the lock go in one round trip.
-	var fenceAndLock mysqldb.Script
-	fenceAndLock.Add(insert, args...)
-	addLockProducts(&fenceAndLock, ids)
-	locked, err := readLocked(ctx, tx, &fenceAndLock, ids)
-	if mysqldb.IsDuplicate(err) {
-		return errAttemptExists
-	}
+	locked, err := lockProducts(ctx, tx, ids)
 	if err != nil {
-		return fmt.Errorf("insert %d attempts and lock their products: %w", len(fresh), err)
+		return err
 	}
 	taken := make(map[int64]int64)
 	var movements []any
@@ -155,8 +148,10 @@ func (s *Store) applyBatch(ctx context.Context, tx *sql.Tx, reqs []contract.Rese
 		out[i] = Outcome{Res: res}
 	}
 
-	// Every change in one round trip.
+	// Every change in one round trip, the attempts first.
 	var writes mysqldb.Script
+	writes.Add(`INSERT INTO stock_attempts (attempt_id, order_id, status, items, reason, rejection) VALUES `+
+		rowsOf("(?, ?, ?, ?, ?, ?)", len(fresh)), finish...)
 	for _, id := range ids {
 		if n := taken[id]; n > 0 {
 			writes.Add(`UPDATE products SET stock = stock - ? WHERE id = ?`, n, id)
@@ -165,12 +160,11 @@ func (s *Store) applyBatch(ctx context.Context, tx *sql.Tx, reqs []contract.Rese
 	for chunk := range slices.Chunk(movements, 4*movementsPerInsert) {
 		writes.Add(`INSERT INTO stock_movements (product_id, attempt_id, delta, kind) VALUES `+rowsOf("(?, ?, ?, ?)", len(chunk)/4), chunk...)
 	}
-	// Every attempt row exists (inserted above), so this only updates them,
-	// in one statement.
-	writes.Add(`INSERT INTO stock_attempts (attempt_id, order_id, status, items, reason, rejection) VALUES `+
-		rowsOf("(?, ?, ?, ?, ?, ?)", len(fresh))+
-		` ON DUPLICATE KEY UPDATE status = VALUES(status), items = VALUES(items), reason = VALUES(reason), rejection = VALUES(rejection)`, finish...)
-	if err := writes.Exec(ctx, tx); err != nil {
+	err = writes.Exec(ctx, tx)
+	if mysqldb.IsDuplicate(err) {
+		return errAttemptExists
+	}
+	if err != nil {
 		return fmt.Errorf("record %d attempts: %w", len(fresh), err)
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -145,9 +146,9 @@ func TestReserveBatchOversellsNothing(t *testing.T) {
 }
 
 // TestReserveBatchRoundTrips: a batch of many products costs four round
-// trips (begin; fences and lock; every write; commit) whatever its size; a
-// batch holding a replay costs a rolled-back try and a lookup more, and
-// answers the replay from the log.
+// trips (begin; lock; every write; commit) whatever its size; a batch
+// holding a replay costs a rolled-back try and a lookup more, and answers
+// the replay from the log.
 func TestReserveBatchRoundTrips(t *testing.T) {
 	t.Parallel()
 	db, trips := schematest.OpenCounted(t, schema.Products, 4)
@@ -183,13 +184,76 @@ func TestReserveBatchRoundTrips(t *testing.T) {
 	replay := append([]contract.ReserveRequest{reqs[0]}, contract.ReserveRequest{AttemptID: uuid.NewString(),
 		OrderID: uuid.NewString(), Items: []contract.Item{{ProductID: ids[0], Quantity: 1}}})
 	got, n = run(replay)
-	// begin, fences (refused), rollback; lookup; begin, fences and lock,
+	// begin, lock, writes (refused), rollback; lookup; begin, lock,
 	// writes, commit; the replay's answer from the log.
-	if n != 9 {
-		t.Errorf("a batch with a replay took %d round trips, want 9", n)
+	if n != 10 {
+		t.Errorf("a batch with a replay took %d round trips, want 10", n)
 	}
 	if !got[0].Replayed || got[0].Res.Status != contract.StatusApplied || got[1].Replayed || got[1].Res.Status != contract.StatusApplied {
 		t.Fatalf("outcomes %+v", got)
 	}
+	e.checkLedger()
+}
+
+// TestResolveDuringABatch: a resolve of one of a batch's attempts while the
+// batch waits for its products' lock, and then the batch, agree on that
+// attempt's outcome, and the stock and ledger say the same. (A resolve that
+// fences the attempt first makes the batch roll back and run again without
+// it, answering it from the log.)
+func TestResolveDuringABatch(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	p := e.product("HOT", 10)
+	item := []contract.Item{{ProductID: p.ID, Quantity: 2}}
+	x := contract.ReserveRequest{AttemptID: uuid.NewString(), OrderID: uuid.NewString(), Items: item}
+	y := contract.ReserveRequest{AttemptID: uuid.NewString(), OrderID: uuid.NewString(), Items: item}
+
+	blocker, err := e.db.BeginTx(e.ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Rollback()
+	if _, err := blocker.ExecContext(e.ctx, `SELECT stock FROM products WHERE id = ? FOR UPDATE`, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	batched := make(chan []mysql.Outcome, 1)
+	go func() {
+		out, err := e.store.ReserveBatch(e.ctx, []contract.ReserveRequest{x, y})
+		if err != nil {
+			t.Errorf("ReserveBatch: %v", err)
+		}
+		batched <- out
+	}()
+	e.waitForBlockedQuery("SELECT id, price_cents, stock FROM products")
+	resolved := make(chan contract.Reservation, 1)
+	go func() {
+		res, _, err := e.store.Resolve(e.ctx, x.AttemptID, x.OrderID)
+		if err != nil {
+			t.Errorf("Resolve: %v", err)
+		}
+		resolved <- res
+	}()
+	time.Sleep(100 * time.Millisecond) // the resolve done, or waiting on the batch
+	if err := blocker.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	out, res := <-batched, <-resolved
+	if out == nil {
+		t.FailNow()
+	}
+	if out[0].Res.Status != res.Status {
+		t.Fatalf("attempt x: batch answered %s, resolve %s", out[0].Res.Status, res.Status)
+	}
+	if out[1].Res.Status != contract.StatusApplied {
+		t.Fatalf("attempt y: %s, want APPLIED", out[1].Res.Status)
+	}
+	want := int64(10 - 2)
+	if res.Status == contract.StatusApplied {
+		want -= 2
+	}
+	if got := e.stock(p.ID); got != want {
+		t.Fatalf("stock = %d, want %d (x %s)", got, want, res.Status)
+	}
+	t.Logf("x %s (replayed %v)", res.Status, out[0].Replayed)
 	e.checkLedger()
 }

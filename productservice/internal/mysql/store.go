@@ -218,30 +218,14 @@ func (s *Store) recorded(ctx context.Context, req contract.ReserveRequest) (cont
 }
 
 func lockProducts(ctx context.Context, tx *sql.Tx, ids []int64) (stock.Locked, error) {
-	var s mysqldb.Script
-	addLockProducts(&s, ids)
-	locked, err := readLocked(ctx, tx, &s, ids)
-	if err != nil {
-		return nil, fmt.Errorf("lock products %v: %w", ids, err)
-	}
-	return locked, nil
-}
-
-// addLockProducts adds the locking read of the products ids (sorted) to s.
-func addLockProducts(s *mysqldb.Script, ids []int64) {
+	q := `SELECT id, price_cents, stock FROM products WHERE id IN (?` + strings.Repeat(",?", len(ids)-1) + `) ORDER BY id FOR UPDATE`
 	args := make([]any, len(ids))
 	for i, id := range ids {
 		args[i] = id
 	}
-	s.Add(`SELECT id, price_cents, stock FROM products WHERE id IN (?`+strings.Repeat(",?", len(ids)-1)+`) ORDER BY id FOR UPDATE`, args...)
-}
-
-// readLocked runs s, whose only statement with rows is addLockProducts's,
-// and returns the products it locked.
-func readLocked(ctx context.Context, tx *sql.Tx, s *mysqldb.Script, ids []int64) (stock.Locked, error) {
-	rows, err := s.Query(ctx, tx)
+	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("lock products %v: %w", ids, err)
 	}
 	defer rows.Close()
 	locked := make(stock.Locked, len(ids))
@@ -256,7 +240,7 @@ func readLocked(ctx context.Context, tx *sql.Tx, s *mysqldb.Script, ids []int64)
 		locked[id] = &row
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("lock products %v: %w", ids, err)
 	}
 	return locked, rows.Close()
 }
