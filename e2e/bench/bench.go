@@ -131,8 +131,9 @@ const DefaultServer = "root@tcp(127.0.0.1:3306)/"
 type profile struct {
 	shoppers int
 	// Scenarios 1 and 2: orders of one unit of one product with stock for
-	// hotStock of them.
-	hotOrders, hotStock int
+	// hotStock of them, after hotWarmup unmeasured ones (with stock of
+	// their own).
+	hotOrders, hotStock, hotWarmup int
 	// Scenario 3: multiOrders orders of multiLines distinct products out
 	// of multiProducts, each product with multiStock units.
 	multiOrders, multiProducts, multiLines int
@@ -153,7 +154,7 @@ type profile struct {
 func fullProfile() profile {
 	return profile{
 		shoppers:  1000,
-		hotOrders: 20_000, hotStock: 10_000,
+		hotOrders: 20_000, hotStock: 10_000, hotWarmup: 2_000,
 		multiOrders: 10_000, multiProducts: 100, multiLines: 5, multiStock: 2_000,
 		settleAlone: time.Minute,
 		seqWarmup:   200, seqOrders: 2_000,
@@ -164,7 +165,7 @@ func fullProfile() profile {
 func quickProfile() profile {
 	return profile{
 		shoppers:  100,
-		hotOrders: 2_000, hotStock: 1_000,
+		hotOrders: 2_000, hotStock: 1_000, hotWarmup: 200,
 		multiOrders: 500, multiProducts: 100, multiLines: 5, multiStock: 200,
 		settleAlone: 20 * time.Second,
 		seqWarmup:   20, seqOrders: 200,
@@ -179,6 +180,7 @@ type Settings struct {
 	// Shoppers is the concurrency of scenarios 1 to 3.
 	Shoppers            int
 	HotOrders, HotStock int
+	HotWarmup           int
 	MultiOrders         int
 	MultiProducts       int
 	MultiLines          int
@@ -423,6 +425,7 @@ func (r *runner) settings(sel Selection) Settings {
 		MultiProducts: r.prof.multiProducts,
 		MultiLines:    r.prof.multiLines,
 		SeqWarmup:     r.prof.seqWarmup,
+		HotWarmup:     r.prof.hotWarmup,
 		SeqOrders:     r.prof.seqOrders,
 		FloorDuration: r.prof.floorDuration,
 		FloorConns:    r.prof.floorConns,

@@ -153,8 +153,12 @@ func (r *Report) Markdown(command string) string {
 	s := r.Settings
 	p("## Setup\n\n")
 	p("- Scenarios 1 and 2: %s requests for one unit of one product with stock %s, from %s concurrent shoppers "+
-		"(each with its own customer token in 1, the service token in 2), with coalescing off and on (`PRODUCT_COALESCE` and `ORDER_COALESCE` both `off`, then both `on`; scenario 2 uses only the product service).\n",
-		thousands(int64(s.HotOrders)), thousands(int64(s.HotStock)), thousands(int64(s.Shoppers)))
+		"(each with its own customer token in 1, the service token in 2), with coalescing off and on (`PRODUCT_COALESCE` and `ORDER_COALESCE` both `off`, then both `on`; scenario 2 uses only the product service). "+
+		"Before the clock starts, the same shoppers place %s unmeasured warm-up orders for the same product, which was given %s units more for them, "+
+		"so that connections and pools are open as on a shop that was serving before its sale began; the measured run starts with stock %s, "+
+		"and the checks count the warm-up orders too.\n",
+		thousands(int64(s.HotOrders)), thousands(int64(s.HotStock)), thousands(int64(s.Shoppers)),
+		thousands(int64(s.HotWarmup)), thousands(int64(s.HotWarmup)), thousands(int64(s.HotStock)))
 	p("- Scenario 3: %s orders of %d distinct products out of %d (the same random orders in every variant), stock "+
 		"to spare, %s shoppers, coalescing on: (a) one reserve call per line, each its own attempt, one after "+
 		"another; (b) one call with all lines; (c) end to end through `POST /orders`.\n",
