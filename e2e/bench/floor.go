@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -30,10 +29,7 @@ const (
 	sqlTakeStock     = `UPDATE products SET stock = stock - ? WHERE id = ?`
 	sqlMovements     = `INSERT INTO stock_movements (product_id, attempt_id, delta, kind) VALUES `
 	sqlFinishAttempt = `UPDATE stock_attempts SET status = ?, items = ?, reason = ?, rejection = ? WHERE attempt_id = ?`
-	sqlRecordedIDs   = `SELECT attempt_id FROM stock_attempts WHERE attempt_id IN (`
-	sqlInsertBatch   = `INSERT INTO stock_attempts (attempt_id, order_id, status) VALUES `
 	sqlRecordBatch   = `INSERT INTO stock_attempts (attempt_id, order_id, status, items, reason, rejection) VALUES `
-	sqlRecordUpdate  = ` ON DUPLICATE KEY UPDATE status = VALUES(status), items = VALUES(items), reason = VALUES(reason), rejection = VALUES(rejection)`
 )
 
 // dbFloor is scenario 5: the reservation SQL on one hot row with
@@ -182,29 +178,19 @@ func reserveOne(ctx context.Context, db *sql.DB, productID int64) (int64, error)
 }
 
 // reserveBatch is Store.ReserveBatch for n reservations of one unit of
-// productID: look up which attempts are recorded, then in one transaction
-// insert all attempt rows, lock the product row once, check each request in
-// order against the running stock, take the stock with one update, write
-// the ledger rows and the outcomes with one multi-row statement each. It
-// returns how many reservations it applied.
+// productID: in one transaction, lock the product row once, check each
+// request in order against the running stock, then in one round trip insert
+// every attempt row with its outcome, take the stock with one update and
+// write the ledger rows with one multi-row insert. It returns how many
+// reservations it applied.
 func reserveBatch(ctx context.Context, db *sql.DB, productID int64, n int) (int64, error) {
 	attempts, orders := make([]string, n), make([]string, n)
 	for i := range attempts {
 		attempts[i], orders[i] = uuid.NewString(), uuid.NewString()
 	}
-	if err := noneRecorded(ctx, db, attempts); err != nil {
-		return 0, err
-	}
 	var applied int64
 	err := mysqldb.InTx(ctx, db, func(tx *sql.Tx) error {
 		applied = 0
-		args := make([]any, 0, 2*n)
-		for i := range attempts {
-			args = append(args, attempts[i], orders[i])
-		}
-		if _, err := tx.ExecContext(ctx, sqlInsertBatch+rowsOf("(?, ?, 'REJECTED')", n), args...); err != nil {
-			return fmt.Errorf("insert %d attempts: %w", n, err)
-		}
 		price, stock, err := lockProduct(ctx, tx, productID)
 		if err != nil {
 			return err
@@ -228,15 +214,13 @@ func reserveBatch(ctx context.Context, db *sql.DB, productID int64, n int) (int6
 			}
 			finish = append(finish, attempts[i], orders[i], status, items, reason, rejected)
 		}
+		var writes mysqldb.Script
+		writes.Add(sqlRecordBatch+rowsOf("(?, ?, ?, ?, ?, ?)", n), finish...)
 		if applied > 0 {
-			if _, err := tx.ExecContext(ctx, sqlTakeStock, applied, productID); err != nil {
-				return fmt.Errorf("take stock of product %d: %w", productID, err)
-			}
-			if _, err := tx.ExecContext(ctx, sqlMovements+rowsOf("(?, ?, ?, ?)", int(applied)), movements...); err != nil {
-				return fmt.Errorf("record %d movements: %w", applied, err)
-			}
+			writes.Add(sqlTakeStock, applied, productID)
+			writes.Add(sqlMovements+rowsOf("(?, ?, ?, ?)", int(applied)), movements...)
 		}
-		if _, err := tx.ExecContext(ctx, sqlRecordBatch+rowsOf("(?, ?, ?, ?, ?, ?)", n)+sqlRecordUpdate, finish...); err != nil {
+		if err := writes.Exec(ctx, tx); err != nil {
 			return fmt.Errorf("record %d attempts: %w", n, err)
 		}
 		return nil
@@ -244,26 +228,6 @@ func reserveBatch(ctx context.Context, db *sql.DB, productID int64, n int) (int6
 	return applied, err
 }
 
-// noneRecorded is ReserveBatch's look-up of attempts already in the log;
-// the floor's attempts are new, so finding one is an error.
-func noneRecorded(ctx context.Context, db *sql.DB, attempts []string) error {
-	args := make([]any, len(attempts))
-	for i, a := range attempts {
-		args[i] = a
-	}
-	rows, err := db.QueryContext(ctx, sqlRecordedIDs+"?"+strings.Repeat(",?", len(attempts)-1)+")", args...)
-	if err != nil {
-		return fmt.Errorf("look up attempts: %w", err)
-	}
-	defer rows.Close()
-	if rows.Next() {
-		return errors.New("a fresh attempt id is already recorded")
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("look up attempts: %w", err)
-	}
-	return rows.Close()
-}
 
 // lockProduct locks one product row as the product service locks the rows
 // of a reservation, and returns its price and stock.
