@@ -60,7 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&out, "out", "", "path of the markdown report, its chart going to img/bench.png beside it (default "+defaultOut+", none with -quick)")
 	fs.BoolVar(&cfg.CoalescedOnly, "coalesced-only", false, "skip the one-at-a-time runs of scenarios 1 and 2")
 	fs.IntVar(&cfg.Shoppers, "shoppers", 0, "concurrent shoppers in scenarios 1 to 3 (default 1000, 100 with -quick)")
-	fs.IntVar(&cfg.Lanes, "lanes", 4, "PRODUCT_COALESCE_LANES and ORDER_COALESCE_LANES, and the connections of the batched database floor")
+	fs.IntVar(&cfg.Lanes, "lanes", 2, "PRODUCT_COALESCE_LANES and ORDER_COALESCE_LANES, and the connections of the batched database floor")
 	fs.IntVar(&cfg.MaxBatch, "max-batch", 200, "PRODUCT_COALESCE_MAX_BATCH and ORDER_COALESCE_MAX_BATCH")
 	fs.DurationVar(&cfg.FloorDuration, "floor-duration", 0, "how long each database floor runs (default 10s, 2s with -quick)")
 	fs.StringVar(&cfg.Server, "mysql", bench.DefaultServer, "DSN of the MariaDB/MySQL server, without a database")

@@ -112,7 +112,7 @@ func parseConfig(getenv func(string) string) (Config, error) {
 		MaxQuantityWindow:   env.Duration("ORDER_MAX_QUANTITY_WINDOW", "24h"),
 		PprofAddr:           env.String("ORDER_PPROF_ADDR", ""),
 		Coalesce:            env.Switch("ORDER_COALESCE", "on"),
-		CoalesceLanes:       env.Int("ORDER_COALESCE_LANES", 4, 1, 64),
+		CoalesceLanes:       env.Int("ORDER_COALESCE_LANES", 2, 1, 64),
 		CoalesceMaxBatch:    env.Int("ORDER_COALESCE_MAX_BATCH", 200, 1, 2000),
 	}
 	if _, _, err := net.SplitHostPort(cfg.HTTPAddr); err != nil {

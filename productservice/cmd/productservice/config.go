@@ -50,7 +50,7 @@ func parseConfig(getenv func(string) string) (Config, error) {
 		ServiceToken:  env.Required("SERVICE_TOKEN"),
 		AdminToken:    env.Required("ADMIN_TOKEN"),
 		Coalesce:      env.Switch("PRODUCT_COALESCE", "on"),
-		CoalesceLanes: env.Int("PRODUCT_COALESCE_LANES", 4, 1, 64),
+		CoalesceLanes: env.Int("PRODUCT_COALESCE_LANES", 2, 1, 64),
 		// Up to 200 reservations per transaction: past that a batch's lock
 		// hold time grows faster than its throughput.
 		CoalesceMaxBatch: env.Int("PRODUCT_COALESCE_MAX_BATCH", 200, 1, 2000),
