@@ -45,7 +45,7 @@ func TestParseConfig(t *testing.T) {
 		RateWindow:        time.Minute,
 		MaxQuantityWindow: 24 * time.Hour,
 		Coalesce:          true,
-		CoalesceLanes:     4,
+		CoalesceLanes:     2,
 		CoalesceMaxBatch:  200,
 	}
 	tests := []struct {
