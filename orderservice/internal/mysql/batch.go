@@ -163,7 +163,6 @@ func settleBatch(ctx context.Context, tx *sql.Tx, reqs []SettleRequest, ids []st
 
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	// What the requests changed, for the writes after the loop.
-	type settledAttempt struct{ orderID, attemptID string }
 	type compensation struct {
 		o         order.Order // as it became COMPENSATING
 		attemptID string      // whose stock goes back
@@ -171,7 +170,7 @@ func settleBatch(ctx context.Context, tx *sql.Tx, reqs []SettleRequest, ids []st
 	var (
 		changed       []string // orders settled, in the order of their first change
 		isChanged     = make(map[string]bool)
-		settled       []settledAttempt
+		settled       = make(map[string]bool) // attempt ids
 		compensations []compensation
 	)
 	for i, r := range reqs {
@@ -197,7 +196,7 @@ func settleBatch(ctx context.Context, tx *sql.Tx, reqs []SettleRequest, ids []st
 			changed = append(changed, r.OrderID)
 		}
 		current[r.OrderID] = next
-		settled = append(settled, settledAttempt{r.OrderID, r.AttemptID})
+		settled[r.AttemptID] = true
 		// Stock taken for something the customer did not ask for goes
 		// back, decided in this same transaction.
 		if next.Status == order.StatusCompensating {
@@ -214,12 +213,8 @@ func settleBatch(ctx context.Context, tx *sql.Tx, reqs []SettleRequest, ids []st
 	for i, id := range changed {
 		orders[i] = current[id]
 	}
-	attempts := make([]order.Attempt, len(settled))
-	for i, a := range settled {
-		attempts[i] = attemptOf(current[a.orderID], a.attemptID)
-	}
 	var writes mysqldb.Script
-	if err := writeSettlements(&writes, orders, attempts); err != nil {
+	if err := writeSettlements(&writes, orders, settled); err != nil {
 		return err
 	}
 	for _, c := range compensations {
@@ -228,7 +223,7 @@ func settleBatch(ctx context.Context, tx *sql.Tx, reqs []SettleRequest, ids []st
 		}
 	}
 	if err := writes.Exec(ctx, tx); err != nil {
-		return fmt.Errorf("write %d settlements: %w", len(attempts), err)
+		return fmt.Errorf("write %d settlements: %w", len(settled), err)
 	}
 	return nil
 }
