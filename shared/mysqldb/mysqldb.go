@@ -140,8 +140,14 @@ func (e *CommitError) Unwrap() error { return e.Err }
 // reports a deadlock (1213) or a lock-wait timeout (1205); fn must therefore be
 // safe to run more than once. A failed commit is returned as *CommitError.
 func InTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
+	return retrying(ctx, func() error { return runTx(ctx, db, fn) })
+}
+
+// retrying runs a transaction until it succeeds, fails for another reason
+// than a deadlock or lock-wait timeout, or has run maxTxAttempts times.
+func retrying(ctx context.Context, run func() error) error {
 	for attempt := 1; ; attempt++ {
-		err := runTx(ctx, db, fn)
+		err := run()
 		if err == nil || !IsRetryable(err) || attempt == maxTxAttempts {
 			return err
 		}
@@ -202,6 +208,99 @@ func hasNumber(err error, number uint16) bool {
 	return errors.As(err, &me) && me.Number == number
 }
 
+// InScriptTx is InTx for a transaction that costs no round trip of its own:
+// fn's first statement through tx carries the START TRANSACTION, and the
+// script fn returns (nil or empty: nothing more) is sent with the COMMIT, so
+// a transaction of statements that need no answer takes one round trip, and
+// one that reads first takes two. A statement of the last script that the
+// server refuses (a duplicate key, a deadlock) means the COMMIT did not run:
+// the transaction is rolled back and the error returned (and retried, as by
+// InTx, when it is a deadlock or a lock-wait timeout); any other failure of
+// that last round trip leaves the outcome unknown, *CommitError.
+func InScriptTx(ctx context.Context, db *sql.DB, fn func(tx *Tx) (*Script, error)) error {
+	return retrying(ctx, func() error { return runScriptTx(ctx, db, fn) })
+}
+
+func runScriptTx(ctx context.Context, db *sql.DB, fn func(*Tx) (*Script, error)) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("connection: %w", err)
+	}
+	defer conn.Close()
+	tx := &Tx{conn: conn}
+	last, err := fn(tx)
+	if err != nil {
+		tx.rollback(ctx)
+		return err
+	}
+	if last == nil {
+		last = &Script{}
+	}
+	if last.Empty() && !tx.begun {
+		return nil // nothing was sent
+	}
+	// A copy with the COMMIT: fn may return the same script on every run.
+	commit := Script{args: last.args}
+	commit.text.WriteString(last.text.String())
+	commit.Add("COMMIT")
+	if _, err := tx.ExecContext(ctx, commit.text.String(), commit.args...); err != nil {
+		var refused *mysql.MySQLError
+		if errors.As(err, &refused) {
+			// The server stops at the statement it refuses: the COMMIT
+			// after it never ran.
+			tx.rollback(ctx)
+			return err
+		}
+		return &CommitError{Err: err}
+	}
+	return nil
+}
+
+// Tx is a transaction of InScriptTx: the first statement sent through it
+// begins it. Its connection starts READ COMMITTED (see Open).
+type Tx struct {
+	conn  *sql.Conn
+	begun bool
+}
+
+// ExecContext runs query in the transaction.
+func (t *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return t.conn.ExecContext(ctx, t.begin(query), args...)
+}
+
+// QueryContext runs query in the transaction.
+func (t *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return t.conn.QueryContext(ctx, t.begin(query), args...)
+}
+
+// begin puts START TRANSACTION before the first query sent.
+func (t *Tx) begin(query string) string {
+	if t.begun {
+		return query
+	}
+	t.begun = true
+	return "START TRANSACTION;\n" + query
+}
+
+// rollback ends a transaction that failed; a connection that cannot roll
+// back is not used again.
+func (t *Tx) rollback(ctx context.Context) {
+	if !t.begun {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := t.conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		_ = t.conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+}
+
+// Querier runs statements: a *sql.Tx or a *Tx.
+type Querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
 // Script is a list of statements sent to the server as one text, in one
 // round trip: every statement of a transaction that does not need the answer
 // of another can go together. The server runs them in order and stops at the
@@ -225,7 +324,7 @@ func (s *Script) Add(q string, args ...any) {
 func (s *Script) Empty() bool { return s.text.Len() == 0 }
 
 // Exec runs the statements in one round trip, if there are any.
-func (s *Script) Exec(ctx context.Context, tx *sql.Tx) error {
+func (s *Script) Exec(ctx context.Context, tx Querier) error {
 	if s.Empty() {
 		return nil
 	}
@@ -237,6 +336,6 @@ func (s *Script) Exec(ctx context.Context, tx *sql.Tx) error {
 // of those that have rows, in order (rows.NextResultSet moves on to the
 // next); statements without rows (an INSERT taking locks before a SELECT,
 // say) are skipped over.
-func (s *Script) Query(ctx context.Context, tx *sql.Tx) (*sql.Rows, error) {
+func (s *Script) Query(ctx context.Context, tx Querier) (*sql.Rows, error) {
 	return tx.QueryContext(ctx, s.text.String(), s.args...)
 }

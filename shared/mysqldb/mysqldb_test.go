@@ -264,3 +264,116 @@ func TestScriptSendsItsStatementsInOneRoundTrip(t *testing.T) {
 		t.Fatalf("%d rows of the failed script left after the rollback, want 0", n)
 	}
 }
+
+// TestInScriptTxSendsBeginAndCommitWithItsStatements: a transaction of
+// writes takes one round trip, one that reads first two; what fn's error or
+// a refused statement of the last script stops is rolled back, the
+// connection stays usable, and deadlocks are retried with the same script.
+func TestInScriptTxSendsBeginAndCommitWithItsStatements(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dsn, trips := mysqltest.CountRoundTrips(t, mysqltest.New(t, "mysqldb"))
+	db, err := mysqldb.Open(ctx, dsn, 1) // one connection: what a failed transaction left, the next one meets
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "CREATE TABLE t (id INT PRIMARY KEY, n INT NOT NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	count := func(q string) int {
+		t.Helper()
+		var n int
+		if err := db.QueryRowContext(ctx, q).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	run := func(fn func(*mysqldb.Tx) (*mysqldb.Script, error)) (int64, error) {
+		before := trips.Load()
+		err := mysqldb.InScriptTx(ctx, db, fn)
+		return trips.Load() - before, err
+	}
+
+	var writes mysqldb.Script
+	writes.Add("INSERT INTO t VALUES (?, ?), (?, ?)", 1, 10, 2, 20)
+	n, err := run(func(*mysqldb.Tx) (*mysqldb.Script, error) { return &writes, nil })
+	if err != nil || n != 1 {
+		t.Fatalf("writes: err %v, %d round trips, want 1", err, n)
+	}
+
+	n, err = run(func(tx *mysqldb.Tx) (*mysqldb.Script, error) {
+		rows, err := tx.QueryContext(ctx, "SELECT n FROM t WHERE id IN (1, 2) FOR UPDATE")
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		sum := 0
+		for rows.Next() {
+			var n int
+			if err := rows.Scan(&n); err != nil {
+				return nil, err
+			}
+			sum += n
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		var s mysqldb.Script
+		s.Add("INSERT INTO t VALUES (3, ?)", sum)
+		return &s, nil
+	})
+	if err != nil || n != 2 || count("SELECT n FROM t WHERE id = 3") != 30 {
+		t.Fatalf("read, then write: err %v, %d round trips, want 2", err, n)
+	}
+
+	stop := errors.New("stop")
+	_, err = run(func(tx *mysqldb.Tx) (*mysqldb.Script, error) {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO t VALUES (4, 40)"); err != nil {
+			return nil, err
+		}
+		return nil, stop
+	})
+	if !errors.Is(err, stop) || count("SELECT COUNT(*) FROM t WHERE id = 4") != 0 {
+		t.Fatalf("fn's error: err %v, or its insert kept", err)
+	}
+
+	_, err = run(func(tx *mysqldb.Tx) (*mysqldb.Script, error) {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO t VALUES (5, 50)"); err != nil {
+			return nil, err
+		}
+		var s mysqldb.Script
+		s.Add("INSERT INTO t VALUES (6, 60)")
+		s.Add("INSERT INTO t VALUES (1, 99)") // duplicate: no COMMIT
+		return &s, nil
+	})
+	var commitErr *mysqldb.CommitError
+	if !mysqldb.IsDuplicate(err) || errors.As(err, &commitErr) {
+		t.Fatalf("refused last statement: err = %v, want the duplicate key, not an unknown commit", err)
+	}
+	if n := count("SELECT COUNT(*) FROM t WHERE id IN (5, 6)"); n != 0 {
+		t.Fatalf("%d rows of the refused transaction kept", n)
+	}
+	if n := count("SELECT @@in_transaction"); n != 0 {
+		t.Fatal("the connection was left in a transaction")
+	}
+
+	var runs int
+	var again mysqldb.Script
+	again.Add("INSERT INTO t VALUES (7, 70)")
+	_, err = run(func(tx *mysqldb.Tx) (*mysqldb.Script, error) {
+		if runs++; runs < 3 {
+			if _, err := tx.ExecContext(ctx, "INSERT INTO t VALUES (8, 80)"); err != nil {
+				return nil, err
+			}
+			return nil, &mysql.MySQLError{Number: 1213, Message: "Deadlock found"}
+		}
+		return &again, nil
+	})
+	if err != nil || runs != 3 {
+		t.Fatalf("deadlocks: err %v after %d runs, want success on the third", err, runs)
+	}
+	if got := count("SELECT COUNT(*) FROM t WHERE id IN (7, 8)"); got != 1 || count("SELECT n FROM t WHERE id = 7") != 70 {
+		t.Fatal("after the retries: want row 7 only")
+	}
+}
