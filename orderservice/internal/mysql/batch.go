@@ -2,7 +2,6 @@ package mysql
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -85,8 +84,9 @@ func (s *Store) CreateBatch(ctx context.Context, reqs []CreateRequest) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	err := mysqldb.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		return script.Exec(ctx, tx)
+	// One round trip: the inserts go with the BEGIN and the COMMIT.
+	err := mysqldb.InScriptTx(ctx, s.db, func(*mysqldb.Tx) (*mysqldb.Script, error) {
+		return &script, nil
 	})
 	if err != nil {
 		return fmt.Errorf("create %d orders: %w", len(reqs), err)
@@ -113,7 +113,8 @@ type SettleOutcome struct {
 // later request for an order sees what an earlier one made of it), and then
 // writes every change with a fixed number of statements whatever the size
 // of the batch (writeSettlements), plus one outbox row for each order that
-// became COMPENSATING, as Settle does.
+// became COMPENSATING, as Settle does: two round trips, the lock and reads
+// with the BEGIN, the writes with the COMMIT.
 //
 // Each outcome is what Settle would have answered: an answer already
 // applied, or arriving after the order moved on, returns the current order
@@ -139,7 +140,7 @@ func (s *Store) SettleBatch(ctx context.Context, reqs []SettleRequest) ([]Settle
 	ids = slices.Compact(ids)
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	err := mysqldb.InTx(ctx, s.db, func(tx *sql.Tx) error {
+	err := mysqldb.InScriptTx(ctx, s.db, func(tx *mysqldb.Tx) (*mysqldb.Script, error) {
 		return settleBatch(ctx, tx, reqs, ids, out)
 	})
 	if err != nil {
@@ -149,12 +150,13 @@ func (s *Store) SettleBatch(ctx context.Context, reqs []SettleRequest) ([]Settle
 }
 
 // settleBatch is SettleBatch's transaction over the orders ids (sorted,
-// distinct). It sets out[i] for every request it answers, from what it reads
-// in tx, so a retried transaction starts afresh.
-func settleBatch(ctx context.Context, tx *sql.Tx, reqs []SettleRequest, ids []string, out []SettleOutcome) error {
+// distinct): it locks and reads them in tx and returns the writes to commit
+// with (nil: none). It sets out[i] for every request it answers, from what
+// it reads in tx, so a retried transaction starts afresh.
+func settleBatch(ctx context.Context, tx mysqldb.Querier, reqs []SettleRequest, ids []string, out []SettleOutcome) (*mysqldb.Script, error) {
 	locked, err := lockOrders(ctx, tx, ids)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	current := make(map[string]order.Order, len(locked))
 	for _, o := range locked {
@@ -205,7 +207,7 @@ func settleBatch(ctx context.Context, tx *sql.Tx, reqs []SettleRequest, ids []st
 		out[i] = SettleOutcome{Order: next}
 	}
 	if len(changed) == 0 {
-		return nil
+		return nil, nil
 	}
 
 	// Each order and attempt is written once, as the last request left it.
@@ -215,15 +217,12 @@ func settleBatch(ctx context.Context, tx *sql.Tx, reqs []SettleRequest, ids []st
 	}
 	var writes mysqldb.Script
 	if err := writeSettlements(&writes, orders, settled); err != nil {
-		return err
+		return nil, err
 	}
 	for _, c := range compensations {
 		if err := addCompensation(&writes, c.o, c.attemptID, c.o.Reason, now); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	if err := writes.Exec(ctx, tx); err != nil {
-		return fmt.Errorf("write %d settlements: %w", len(settled), err)
-	}
-	return nil
+	return &writes, nil
 }

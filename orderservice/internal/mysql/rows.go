@@ -120,7 +120,7 @@ func scanOrders(rows *sql.Rows) ([]order.Order, error) {
 // order, and reads their lines and attempts, all in one round trip:
 // whoever changes an order or its attempts holds its lock, so the reads
 // after the lock are consistent. Ids of no order are left out.
-func lockOrders(ctx context.Context, tx *sql.Tx, ids []string) ([]order.Order, error) {
+func lockOrders(ctx context.Context, tx mysqldb.Querier, ids []string) ([]order.Order, error) {
 	args := make([]any, len(ids))
 	for i, id := range ids {
 		args[i] = id

@@ -2,7 +2,6 @@ package mysql
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -71,9 +70,12 @@ func (s *Store) reserveBatch(ctx context.Context, reqs []contract.ReserveRequest
 		fresh = append(fresh, i)
 	}
 	if len(fresh) > 0 {
-		err := mysqldb.InTx(ctx, s.db, func(tx *sql.Tx) error {
-			return s.applyBatch(ctx, tx, reqs, fresh, out)
+		err := mysqldb.InScriptTx(ctx, s.db, func(tx *mysqldb.Tx) (*mysqldb.Script, error) {
+			return applyBatch(ctx, tx, reqs, fresh, out)
 		})
+		if mysqldb.IsDuplicate(err) {
+			return nil, errAttemptExists
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -111,14 +113,15 @@ func (s *Store) recordedIDs(ctx context.Context, reqs []contract.ReserveRequest)
 }
 
 // applyBatch is the batch's transaction over the requests reqs[i], i in
-// fresh, writing their outcomes into out. It locks the products, decides
-// every request, and then writes each attempt row once, with its outcome, in
-// the round trip of the stock changes. An attempt of them already recorded
-// (a replay, or a resolve fenced it meanwhile) fails that insert, and so the
-// whole batch, with errAttemptExists: a resolve that gets there first wins,
-// as when it fences Reserve's attempt row, and one that comes later waits
-// on the uncommitted row and finds the outcome.
-func (s *Store) applyBatch(ctx context.Context, tx *sql.Tx, reqs []contract.ReserveRequest, fresh []int, out []Outcome) error {
+// fresh, writing their outcomes into out. It locks the products (with the
+// BEGIN), decides every request, and returns the writes to send with the
+// COMMIT: each attempt row once, with its outcome, and the stock changes.
+// An attempt of them already recorded (a replay, or a resolve fenced it
+// meanwhile) fails that insert with a duplicate key, and so the whole batch:
+// a resolve that gets there first wins, as when it fences Reserve's attempt
+// row, and one that comes later waits on the uncommitted row and finds the
+// outcome.
+func applyBatch(ctx context.Context, tx mysqldb.Querier, reqs []contract.ReserveRequest, fresh []int, out []Outcome) (*mysqldb.Script, error) {
 	var items []contract.Item
 	for _, i := range fresh {
 		items = append(items, reqs[i].Items...)
@@ -126,7 +129,7 @@ func (s *Store) applyBatch(ctx context.Context, tx *sql.Tx, reqs []contract.Rese
 	ids := stock.SortedIDs(items)
 	locked, err := lockProducts(ctx, tx, ids)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	taken := make(map[int64]int64)
 	var movements []any
@@ -142,13 +145,13 @@ func (s *Store) applyBatch(ctx context.Context, tx *sql.Tx, reqs []contract.Rese
 		}
 		lines, rejection, err := attemptJSON(req.Items, res)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		finish = append(finish, req.AttemptID, req.OrderID, res.Status, lines, nullString(res.Reason), rejection)
 		out[i] = Outcome{Res: res}
 	}
 
-	// Every change in one round trip, the attempts first.
+	// Every change, the attempts first.
 	var writes mysqldb.Script
 	writes.Add(`INSERT INTO stock_attempts (attempt_id, order_id, status, items, reason, rejection) VALUES `+
 		rowsOf("(?, ?, ?, ?, ?, ?)", len(fresh)), finish...)
@@ -160,14 +163,7 @@ func (s *Store) applyBatch(ctx context.Context, tx *sql.Tx, reqs []contract.Rese
 	for chunk := range slices.Chunk(movements, 4*movementsPerInsert) {
 		writes.Add(`INSERT INTO stock_movements (product_id, attempt_id, delta, kind) VALUES `+rowsOf("(?, ?, ?, ?)", len(chunk)/4), chunk...)
 	}
-	err = writes.Exec(ctx, tx)
-	if mysqldb.IsDuplicate(err) {
-		return errAttemptExists
-	}
-	if err != nil {
-		return fmt.Errorf("record %d attempts: %w", len(fresh), err)
-	}
-	return nil
+	return &writes, nil
 }
 
 // rowsOf returns n copies of row, comma-separated, for a multi-row VALUES.

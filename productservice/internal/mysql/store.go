@@ -217,7 +217,7 @@ func (s *Store) recorded(ctx context.Context, req contract.ReserveRequest) (cont
 	return res, nil
 }
 
-func lockProducts(ctx context.Context, tx *sql.Tx, ids []int64) (stock.Locked, error) {
+func lockProducts(ctx context.Context, tx mysqldb.Querier, ids []int64) (stock.Locked, error) {
 	q := `SELECT id, price_cents, stock FROM products WHERE id IN (?` + strings.Repeat(",?", len(ids)-1) + `) ORDER BY id FOR UPDATE`
 	args := make([]any, len(ids))
 	for i, id := range ids {
