@@ -100,6 +100,13 @@ func TestChaos(t *testing.T) {
 		switch sc.Name {
 		case "kafka-down":
 			plan.Faults = profile.kafkaDown
+		case "kill-product", "kill-order":
+			// A consumer killed mid-rebalance can leave kfake's group
+			// coordinator stuck: the watchdog rejoins after its stall
+			// time (45 s), and kfake has been seen to take another 70 s
+			// to let the new member in, so compensations of orders
+			// cancelled around a kill wait that long.
+			plan.SettleBound = 4 * time.Minute
 		case "soak":
 			// After minutes of faults some orders have been checked many
 			// times: their next check can be up to the worker's backoff cap
