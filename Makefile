@@ -33,7 +33,7 @@ help:
 	@echo "make run    start MariaDB if needed, build and run both services with a demo catalog (Ctrl-C stops)"
 	@echo "make test   start MariaDB if needed, go vet and go test every module"
 	@echo "make chaos  the full chaos suite: every fault scenario and a 5,000-order soak (make test runs a short profile)"
-	@echo "make bench  the flash-sale benchmark (about 5 minutes): prints a summary, writes docs/benchmarks.md and its chart"
+	@echo "make bench  the flash-sale benchmark (about 3 minutes): prints a summary, writes docs/benchmarks.md and its chart"
 	@echo "make build  build bin/productservice and bin/orderservice"
 	@echo "make db     start MariaDB on 127.0.0.1:3306 if it does not answer, and wait for it"
 	@echo "make lint   go vet, a gofmt check, staticcheck and govulncheck over every module"
