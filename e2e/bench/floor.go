@@ -228,7 +228,6 @@ func reserveBatch(ctx context.Context, db *sql.DB, productID int64, n int) (int6
 	return applied, err
 }
 
-
 // lockProduct locks one product row as the product service locks the rows
 // of a reservation, and returns its price and stock.
 func lockProduct(ctx context.Context, tx *sql.Tx, productID int64) (price, stock int64, err error) {
