@@ -177,7 +177,9 @@ func (h *Handler) Handle(ctx context.Context, m *kafka.Message) error {
 }
 
 // decode reads a compensation. Unknown fields are allowed (messages may gain
-// fields); the ids are required in the canonical form the log stores.
+// fields); the ids are required in the canonical form the log stores, and
+// createdAt must be a time that can be written back (Go's parser takes a
+// zone offset of 24 hours, which RFC 3339 and the encoder do not).
 func decode(value []byte) (contract.Compensation, error) {
 	var c contract.Compensation
 	if err := json.Unmarshal(value, &c); err != nil {
@@ -185,6 +187,9 @@ func decode(value []byte) (contract.Compensation, error) {
 	}
 	if stock.ValidateID("attemptId", c.AttemptID) != nil || stock.ValidateID("orderId", c.OrderID) != nil {
 		return c, fmt.Errorf("decode compensation: attemptId %q and orderId %q must be lowercase UUIDs", c.AttemptID, c.OrderID)
+	}
+	if _, err := c.CreatedAt.MarshalJSON(); err != nil {
+		return c, fmt.Errorf("decode compensation: createdAt: %w", err)
 	}
 	return c, nil
 }
