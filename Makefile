@@ -88,11 +88,24 @@ lint: vet
 # go test -fuzz takes one target of one package at a time: every func FuzzXxx
 # of every module's tests runs for FUZZTIME. A failing input is written to the
 # package's testdata/fuzz/FuzzXxx/, where it becomes a regular test case.
+# Go before 1.27 can fail a target with a bare "context deadline exceeded" as
+# FUZZTIME ends, without any failing input (go.dev/issue/75804): that is
+# reported and passed over; a failure that wrote an input is not.
 fuzz:
-	@set -e; for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' $(MODULES) | xargs -n1 dirname | sort -u); do \
+	@set -e; log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
+	for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' $(MODULES) | xargs -n1 dirname | sort -u); do \
 		for fn in $$($(GO) test -list '^Fuzz' ./$$dir | grep '^Fuzz'); do \
 			echo "fuzz ./$$dir $$fn for $(FUZZTIME)"; \
-			$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINIMIZETIME) ./$$dir; \
+			inputs=$$(ls "$$dir/testdata/fuzz/$$fn" 2>/dev/null | wc -l); \
+			if $(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINIMIZETIME) ./$$dir >"$$log" 2>&1; then \
+				cat "$$log"; continue; \
+			fi; \
+			cat "$$log"; \
+			if grep -qx '    context deadline exceeded' "$$log" && [ "$$(ls "$$dir/testdata/fuzz/$$fn" 2>/dev/null | wc -l)" = "$$inputs" ]; then \
+				echo "warning: $$fn stopped with the fuzzing coordinator's deadline race (go.dev/issue/75804), no failing input: passed over"; \
+				continue; \
+			fi; \
+			exit 1; \
 		done; \
 	done
 
